@@ -433,7 +433,18 @@ public static class LlamaConfigSerializer
     private static void SetDouble(JsonObject obj, string key, double value)
     {
         if (Reader.AsDouble(obj[key]) is not { } old || old != value)
-            obj[key] = value;
+            obj[key] = PythonFloat(value);
+    }
+
+    /// <summary>A JSON number written as Python writes a float (<c>8.0</c>, <c>1e-06</c>), so Python reads it back as a float.</summary>
+    private static JsonNode PythonFloat(double value)
+    {
+        if (!double.IsFinite(value))
+            throw new ArgumentException($"Cannot write the non-finite number {value} to config.json.");
+        var text = value.ToString("R", CultureInfo.InvariantCulture).Replace('E', 'e');
+        if (!text.Contains('.', StringComparison.Ordinal) && !text.Contains('e', StringComparison.Ordinal))
+            text += ".0";
+        return JsonValue.Create(JsonSerializer.Deserialize<JsonElement>(text))!;
     }
 
     private static void SetBool(JsonObject obj, string key, bool value)

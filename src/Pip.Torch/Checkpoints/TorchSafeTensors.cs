@@ -75,7 +75,10 @@ public static class TorchSafeTensors
     /// <param name="device">The target device; null for the CPU.</param>
     /// <param name="dtype">The floating-point type to convert to; null to keep the stored type.</param>
     /// <exception cref="KeyNotFoundException">No such tensor.</exception>
-    public static unsafe Tensor LoadTensor(SafeTensorsFile file, string name, Device? device = null, ScalarType? dtype = null)
+    public static Tensor LoadTensor(SafeTensorsFile file, string name, Device? device = null, ScalarType? dtype = null) =>
+        LoadTensor(file, name, device, dtype, ChunkBytes);
+
+    internal static unsafe Tensor LoadTensor(SafeTensorsFile file, string name, Device? device, ScalarType? dtype, long chunkBytes)
     {
         ArgumentNullException.ThrowIfNull(file);
         CheckTargetType(dtype);
@@ -88,7 +91,7 @@ public static class TorchSafeTensors
         try
         {
             var source = file.GetPointer(name, out var length);
-            CopyInto(cpu, source, length);
+            CopyInto(cpu, source, length, chunkBytes);
             if (targetType == storedType && targetDevice.type == DeviceType.CPU)
                 return cpu;
             var moved = cpu.to(targetType, targetDevice);
@@ -133,13 +136,16 @@ public static class TorchSafeTensors
     /// <param name="name">The tensor name.</param>
     /// <param name="tensor">The tensor; it must stay alive until written.</param>
     /// <param name="dtype">The floating-point type to store it as, if it is floating-point; null to keep its type.</param>
-    public static SafeTensorSource ToSource(string name, Tensor tensor, ScalarType? dtype = null)
+    public static SafeTensorSource ToSource(string name, Tensor tensor, ScalarType? dtype = null) =>
+        ToSource(name, tensor, dtype, ChunkBytes);
+
+    internal static SafeTensorSource ToSource(string name, Tensor tensor, ScalarType? dtype, long chunkBytes)
     {
         ArgumentNullException.ThrowIfNull(tensor);
         CheckTargetType(dtype);
         var stored = ToSafeTensorDType(tensor.dtype);
         var targetType = dtype is { } d && stored.IsFloatingPoint() ? d : tensor.dtype;
-        return new SafeTensorSource(name, ToSafeTensorDType(targetType), tensor.shape, (stream, ct) => WriteTensor(tensor, targetType, stream, ct));
+        return new SafeTensorSource(name, ToSafeTensorDType(targetType), tensor.shape, (stream, ct) => WriteTensor(tensor, targetType, stream, chunkBytes, ct));
     }
 
     /// <summary>The TorchSharp type of a safetensors dtype.</summary>
@@ -183,13 +189,13 @@ public static class TorchSafeTensors
             throw new ArgumentException($"The target type must be Float32, Float16, BFloat16 or Float64, not {d}.", nameof(dtype));
     }
 
-    private static unsafe void CopyInto(Tensor destination, byte* source, long length)
+    private static unsafe void CopyInto(Tensor destination, byte* source, long length, long chunkBytes)
     {
         if (length == 0)
             return;
         var elementSize = destination.ElementSize;
         using var flat = destination.view(-1);
-        var chunkElements = ChunkBytes / elementSize;
+        var chunkElements = Math.Max(1, chunkBytes / elementSize);
         var count = flat.numel();
         for (long start = 0; start < count; start += chunkElements)
         {
@@ -199,7 +205,7 @@ public static class TorchSafeTensors
         }
     }
 
-    private static void WriteTensor(Tensor tensor, ScalarType targetType, Stream stream, CancellationToken cancellationToken)
+    private static void WriteTensor(Tensor tensor, ScalarType targetType, Stream stream, long chunkBytes, CancellationToken cancellationToken)
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
@@ -214,7 +220,7 @@ public static class TorchSafeTensors
         if (count == 0)
             return;
         var flat = t.reshape(-1);
-        var chunkElements = ChunkBytes / flat.ElementSize;
+        var chunkElements = Math.Max(1, chunkBytes / flat.ElementSize);
         for (long start = 0; start < count; start += chunkElements)
         {
             cancellationToken.ThrowIfCancellationRequested();

@@ -358,6 +358,22 @@ public sealed class LlamaConfigSerializerTests : IDisposable
     }
 
     [Fact]
+    public void Serialize_ChangedFloats_AreWrittenAsPythonFloats()
+    {
+        var c = LlamaConfigSerializer.Parse(Minimal, Source) with
+        {
+            RmsNormEps = 1e-6,
+            RopeTheta = 500000,
+            RopeScaling = new RopeScaling("llama3", 8, 1, 4, 8192),
+        };
+
+        var text = LlamaConfigSerializer.Serialize(c);
+
+        text.Should().Contain("\"rms_norm_eps\": 1e-06,").And.Contain("\"rope_theta\": 500000.0,")
+            .And.Contain("\"factor\": 8.0,").And.Contain("\"original_max_position_embeddings\": 8192,");
+    }
+
+    [Fact]
     public void Serialize_ConfigBuiltInCode_LoadsBack()
     {
         var c = new LlamaConfig
