@@ -9,11 +9,11 @@ namespace Pip.Torch.Pruning;
 /// from the last layer down, as soon as they exist, so that a caller can reduce them and let them go.
 /// </summary>
 /// <remarks>
-/// TorchSharp has no backward hooks, so the backward pass is driven by hand: one forward pass without gradients keeps
-/// each layer's input; the head's objective is differentiated with respect to the last hidden state; then each layer
-/// is recomputed from its saved input and <c>autograd.grad</c> returns its parameter gradients and the gradient of
-/// its input, which is passed down. Peak memory is the weights, the saved layer inputs and ONE layer's activations
-/// and gradients, never a full gradient copy of the model. Cost: about one extra forward pass.
+/// TorchSharp has no backward hooks, so the backward pass is driven by hand: one forward pass keeps
+/// each layer's input (and, unless recomputing, its own small autograd graph); the head's objective is differentiated
+/// with respect to the last hidden state; then, from the last layer down, <c>autograd.grad</c> returns the layer's
+/// parameter gradients and the gradient of its input, which is passed down. At any time at most ONE layer's parameter
+/// gradients exist: never a full gradient copy of the model.
 /// </remarks>
 internal static class LayerwiseBackward
 {
@@ -29,22 +29,33 @@ internal static class LayerwiseBackward
     /// <param name="objective">Scalar objective from the logits [batch, seq, vocab].</param>
     /// <param name="onLayer">Called for each layer, last first.</param>
     /// <param name="cancellationToken">Checked between layers.</param>
-    public static void Run(LlamaForCausalLM model, Tensor inputIds, Func<Tensor, Tensor> objective, LayerGradients onLayer, CancellationToken cancellationToken)
+    /// <param name="recompute">
+    /// False (default): the forward pass records one autograd graph per layer (each layer's input is a detached leaf),
+    /// so the backward pass costs what a normal one does, and each layer's graph is freed as soon as it has been
+    /// differentiated. True: the forward pass records nothing and each layer is recomputed from its saved input
+    /// during the backward pass (activation checkpointing: about one extra forward pass, for long sequences or
+    /// models whose activations do not fit).
+    /// </param>
+    public static void Run(LlamaForCausalLM model, Tensor inputIds, Func<Tensor, Tensor> objective, LayerGradients onLayer, CancellationToken cancellationToken, bool recompute = false)
     {
         var layers = model.Layers;
+        var parameters = layers.Select(l => l.parameters().Select(p => (Tensor)p).ToArray()).ToArray();
         long batch = inputIds.shape[0], length = inputIds.shape[1];
         using var scope = NewDisposeScope();
         using var rope = model.ComputeRotary(length, batch);
         var inputs = new Tensor[layers.Count];
+        var outputs = new Tensor?[layers.Count];
         Tensor hidden;
-        using (no_grad())
+        using (var mode = recompute ? no_grad() : enable_grad())
         {
-            hidden = model.Embed(inputIds);
+            hidden = model.Embed(inputIds).detach();
             for (int l = 0; l < layers.Count; l++)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                inputs[l] = hidden;
-                hidden = layers[l].call(hidden, rope);
+                inputs[l] = recompute ? hidden : hidden.requires_grad_(true);
+                var output = layers[l].call(inputs[l], rope);
+                outputs[l] = recompute ? null : output;
+                hidden = recompute ? output : output.detach();
             }
         }
 
@@ -61,22 +72,32 @@ internal static class LayerwiseBackward
         {
             cancellationToken.ThrowIfCancellationRequested();
             using var layerScope = NewDisposeScope();
-            var parameters = layers[l].parameters().Select(p => (Tensor)p).ToArray();
             IList<Tensor> grads;
             using (enable_grad())
             {
-                var input = inputs[l].detach().requires_grad_(true);
-                var output = layers[l].call(input, rope);
-                grads = autograd.grad([output], [input, .. parameters], [upstream]);
+                Tensor input = inputs[l], output;
+                if (recompute)
+                {
+                    input = inputs[l].detach().requires_grad_(true);
+                    output = layers[l].call(input, rope);
+                }
+                else
+                {
+                    output = outputs[l]!;
+                }
+
+                // Without retain_graph, autograd frees this layer's graph here.
+                grads = l == 0
+                    ? [null!, .. autograd.grad([output], parameters[l], [upstream])]
+                    : autograd.grad([output], [input, .. parameters[l]], [upstream]);
             }
 
-            onLayer(l, parameters, grads.Skip(1).ToArray());
+            onLayer(l, parameters[l], grads.Skip(1).ToArray());
             upstream.Dispose();
+            outputs[l]?.Dispose();
             inputs[l].Dispose();
-            upstream = grads[0].MoveToOuterDisposeScope();
+            upstream = l == 0 ? upstream : grads[0].MoveToOuterDisposeScope();
         }
-
-        upstream.Dispose();
     }
 
     /// <summary>The norm of order <paramref name="order"/> of a tensor, computed in float32.</summary>
