@@ -16,13 +16,15 @@ internal static class GradientScoring
     /// <param name="norm">The norm.</param>
     /// <param name="cancellationToken">Cancels the work.</param>
     /// <param name="afterGroup">Called after each group (progress).</param>
+    /// <param name="recompute">Recompute layers in the backward pass instead of keeping their graphs (see <see cref="LayerwiseBackward.Run"/>).</param>
     public static double[] MeanNormPerParameter(
         LlamaForCausalLM model,
         IReadOnlyList<IReadOnlyList<IReadOnlyList<int>>> groups,
         IReadOnlyList<IReadOnlyList<double>> signs,
         INormAggregator norm,
         CancellationToken cancellationToken,
-        Action? afterGroup = null)
+        Action? afterGroup = null,
+        bool recompute = false)
     {
         int layers = model.Layers.Count;
         var counts = model.Layers.Select(l => (double)l.ParameterCount).ToArray();
@@ -46,7 +48,8 @@ internal static class GradientScoring
                     for (int i = 0; i < parts.Length; i++) parts[i] = LayerwiseBackward.Norm(gradients[i], norm.Order);
                     sums[layer] += norm.Combine(parts) / counts[layer];
                 },
-                cancellationToken);
+                cancellationToken,
+                recompute);
             afterGroup?.Invoke();
         }
 

@@ -1,0 +1,133 @@
+// Timed benchmarks of Pip's heavy paths on a Llama-3.2-1B-shaped random model (no weights can be downloaded here).
+//   dotnet run -c Release --project samples/Pip.Benchmarks -- matmul
+//   dotnet run -c Release --project samples/Pip.Benchmarks -- perplexity [--tokens 4096] [--window 512]
+//   dotnet run -c Release --project samples/Pip.Benchmarks -- pip-round [--pairs 8] [--length 128] [--recompute]
+using System.Diagnostics;
+using Pip;
+using Pip.Checkpoints;
+using Pip.Torch.Evaluation;
+using Pip.Torch.Models;
+using Pip.Torch.Pruning;
+using static TorchSharp.torch;
+
+string mode = args.Length > 0 ? args[0] : "pip-round";
+int Arg(string name, int fallback) => Array.IndexOf(args, name) is int i and >= 0 && i + 1 < args.Length ? int.Parse(args[i + 1]) : fallback;
+bool Flag(string name) => args.Contains(name);
+
+var config = new LlamaConfig
+{
+    Family = DecoderFamily.Llama, VocabSize = 128256, HiddenSize = 2048, IntermediateSize = 8192, NumHiddenLayers = 16,
+    NumAttentionHeads = 32, NumKeyValueHeads = 8, HeadDim = 64, RmsNormEps = 1e-5, RopeTheta = 500000,
+    RopeScaling = new RopeScaling("llama3", 32, 1, 4, 8192), MaxPositionEmbeddings = 131072, TieWordEmbeddings = true,
+    TorchDtype = "bfloat16",
+};
+
+Console.WriteLine($"threads: {get_num_threads()}, cores: {Environment.ProcessorCount}");
+switch (mode)
+{
+    case "matmul":
+        Matmul();
+        break;
+    case "perplexity":
+        PerplexityThroughput(Arg("--tokens", 4096), Arg("--window", 512));
+        break;
+    case "pip-round":
+        PipRound(Arg("--pairs", 8), Arg("--length", 128), Flag("--recompute"));
+        break;
+    default:
+        Console.Error.WriteLine($"unknown benchmark '{mode}': use matmul, perplexity or pip-round");
+        return 2;
+}
+
+return 0;
+
+static void Matmul()
+{
+    foreach (var type in new[] { ScalarType.Float32, ScalarType.BFloat16 })
+    {
+        using var scope = NewDisposeScope();
+        var a = randn(2048, 2048).to_type(type);
+        var b = randn(2048, 8192).to_type(type);
+        a.matmul(b).Dispose();
+        var sw = Stopwatch.StartNew();
+        int reps = 10;
+        for (int i = 0; i < reps; i++) a.matmul(b).Dispose();
+        double flops = 2.0 * 2048 * 2048 * 8192 * reps;
+        Console.WriteLine($"matmul {type}: {flops / sw.Elapsed.TotalSeconds / 1e9:F0} GFLOP/s");
+    }
+}
+
+LlamaForCausalLM CreateModel()
+{
+    var sw = Stopwatch.StartNew();
+    var model = LlamaForCausalLM.CreateRandom(config, seed: 1, dtype: ScalarType.BFloat16);
+    var counts = model.CountParameters();
+    Console.WriteLine($"model: {counts.Total / 1e9:F3} B parameters, bf16 weights {counts.Total * 2 / 1e9:F2} GB, made in {sw.Elapsed.TotalSeconds:F1} s; RSS {Rss("VmRSS") / 1e9:F2} GB");
+    return model;
+}
+
+void PerplexityThroughput(int tokens, int window)
+{
+    using var model = CreateModel();
+    var rng = new Random(7);
+    var ids = Enumerable.Range(0, tokens).Select(_ => rng.Next(config.VocabSize)).ToArray();
+    Perplexity.Evaluate(model, ids.Take(window).ToArray(), window); // warm-up
+    var sw = Stopwatch.StartNew();
+    var result = Perplexity.Evaluate(model, ids, window);
+    double seconds = sw.Elapsed.TotalSeconds;
+    Console.WriteLine($"perplexity: {result.TokenCount} tokens scored in {result.Windows} windows of {window}, {seconds:F1} s, {result.TokenCount / seconds:F0} tokens/s (bf16)");
+    Console.WriteLine($"peak RSS {Rss("VmHWM") / 1e9:F2} GB");
+}
+
+void PipRound(int pairs, int length, bool recompute)
+{
+    using var model = CreateModel();
+    double weightsBytes = model.CountParameters().Total * 2.0;
+    var rng = new Random(11);
+    var groups = new List<IReadOnlyList<IReadOnlyList<int>>>();
+    for (int i = 0; i < pairs; i++)
+    {
+        var x = Enumerable.Range(0, length).Select(_ => rng.Next(config.VocabSize)).ToArray();
+        var twin = (int[])x.Clone();
+        for (int k = 0; k < 3; k++) twin[rng.Next(1, length)] = rng.Next(config.VocabSize); // a few edited tokens
+        groups.Add([x, twin]);
+    }
+
+    var signs = groups.Select(_ => (IReadOnlyList<double>)[1.0, -1.0]).ToArray();
+    var norm = new L2();
+    GradientScoring.MeanNormPerParameter(model, groups.Take(1).ToArray(), signs.Take(1).ToArray(), norm, CancellationToken.None, recompute: recompute); // warm-up
+    var sw = Stopwatch.StartNew();
+    var scores = GradientScoring.MeanNormPerParameter(model, groups, signs, norm, CancellationToken.None, recompute: recompute);
+    double seconds = sw.Elapsed.TotalSeconds;
+
+    // Useful work: forward + backward (input and weight gradients) of every layer and of the head, for 2 × pairs sequences.
+    var counts = model.CountParameters();
+    double layerParams = counts.Layers.Sum();
+    double headParams = (double)config.HiddenSize * config.VocabSize;
+    double tokens = 2.0 * pairs * length;
+    double flops = tokens * (3 * 2 * layerParams + 2 * 2 * headParams) + (recompute ? tokens * 2 * layerParams : 0);
+    Console.WriteLine($"pip-round: {pairs} pairs x {length} tokens, recompute={recompute}: {seconds:F1} s, {flops / seconds / 1e9:F0} GFLOP/s ({flops / 1e12:F2} TFLOP)");
+    Console.WriteLine($"peak RSS {Rss("VmHWM") / 1e9:F2} GB = {Rss("VmHWM") / weightsBytes:F2} x weights");
+    Console.WriteLine("lowest-scoring layers: " + string.Join(", ", scores.Select((s, i) => (s, i)).OrderBy(p => p.s).Take(4).Select(p => $"{p.i} ({p.s:E2})")));
+}
+
+static double Rss(string key)
+{
+    foreach (var line in File.ReadLines("/proc/self/status"))
+    {
+        if (line.StartsWith(key + ":", StringComparison.Ordinal))
+        {
+            return double.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) * 1024;
+        }
+    }
+
+    return double.NaN;
+}
+
+sealed class L2 : INormAggregator
+{
+    public string Name => "L2";
+    public double Order => 2;
+    public double Combine(ReadOnlySpan<double> partNorms) { double s = 0; foreach (var n in partNorms) s += n * n; return Math.Sqrt(s); }
+    public double Compute(ReadOnlySpan<float> values) { double s = 0; foreach (var v in values) s += (double)v * v; return Math.Sqrt(s); }
+}
