@@ -368,6 +368,10 @@ public sealed class HfTokenizer
                 throw HfJson.Error(file, "model byte_fallback together with continuing_subword_prefix/end_of_word_suffix is not supported.");
             }
 
+            // The library merges one pre-tokenized word per call. Its own normalizer/pre-tokenizer hooks are left unset:
+            // Hugging Face normalizes each segment between added tokens separately (Prepend, Metaspace "first"), its
+            // Split keeps unmatched gaps (RegexPreTokenizer drops them), and BeginningOfSentenceToken would be added
+            // to every word. LlamaTokenizer/SentencePieceTokenizer need a SentencePiece .model file, not tokenizer.json.
             BpeTokenizer bpe;
             try
             {
