@@ -49,9 +49,12 @@ internal sealed class CharacterEditEngine
         int[] order = [.. eligible];
         Shuffle(order, random);
 
-        // Each word (by position) is edited at most once.
+        // Each word is edited at most once: a position is never edited twice, and neither is a word type (case-insensitive),
+        // so that a frequent word ("the") cannot take most of the edits.
         var edits = new List<PerturbationEdit>(target);
         var used = new bool[words.Count];
+        var editedTypes = new HashSet<string>(StringComparer.Ordinal);
+        HashSet<string>.AlternateLookup<ReadOnlySpan<char>> editedLookup = editedTypes.GetAlternateLookup<ReadOnlySpan<char>>();
         Span<char> lower = stackalloc char[PerturbationConstants.MaxWordLength];
 
         if (_lexicon is not null)
@@ -67,6 +70,11 @@ internal sealed class CharacterEditEngine
                 WordSpan w = words[index];
                 Span<char> word = lower[..w.Length];
                 Lexicon.TryLowerAscii(text.AsSpan(w.Offset, w.Length), word);
+                if (editedLookup.Contains(word))
+                {
+                    continue;
+                }
+
                 candidates.Clear();
                 WordEditor.CollectRealWordEdits(word, _kinds, _lexicon, candidates);
                 if (candidates.Count == 0)
@@ -81,6 +89,7 @@ internal sealed class CharacterEditEngine
                 EditOp[] ofKind = [.. candidates.Where(c => c.Kind == kind)];
                 edits.Add(MakeEdit(text, w, ofKind[random.Next(ofKind.Length)], isRealWord: true));
                 used[index] = true;
+                editedLookup.Add(word);
             }
         }
 
@@ -101,11 +110,12 @@ internal sealed class CharacterEditEngine
                 WordSpan w = words[index];
                 Span<char> word = lower[..w.Length];
                 Lexicon.TryLowerAscii(text.AsSpan(w.Offset, w.Length), word);
-                if (WordEditor.RandomEdit(word, _kinds, random) is { } op)
+                if (!editedLookup.Contains(word) && WordEditor.RandomEdit(word, _kinds, random) is { } op)
                 {
                     PerturbationEdit edit = MakeEdit(text, w, op, isRealWord: false);
                     edits.Add(_lexicon is not null && _lexicon.Contains(edit.After) ? edit with { IsRealWord = true } : edit);
                     used[index] = true;
+                    editedLookup.Add(word);
                 }
             }
         }

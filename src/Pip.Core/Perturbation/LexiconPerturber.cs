@@ -5,7 +5,7 @@ namespace Pip;
 /// ("later" → "alter", "happy" → "nappy", "host" → "ghost"), falling back to plain edits when too few words have one.
 /// </summary>
 /// <remarks>
-/// Words are chosen in a seeded random order; each word is edited at most once; the seed alone decides the twin
+/// Words are chosen in a seeded random order; no position and no word (case-insensitive) is edited twice, so a short text may get fewer edits than the rate asks; the seed alone decides the twin
 /// (System.Random with a seed is stable across .NET versions). Thread-safe.
 /// </remarks>
 internal sealed class LexiconPerturber : IPerturber

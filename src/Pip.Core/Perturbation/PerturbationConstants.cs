@@ -12,8 +12,8 @@ public static class PerturbationConstants
     /// <summary>Default edits per sample as a fraction of its words: 0.1 (one word in ten; a sample always gets at least one edit).</summary>
     public const double DefaultRate = 0.1;
 
-    /// <summary>Default shortest word that may be edited: 3 letters (shorter words are mostly function words whose edits read as typos).</summary>
-    public const int DefaultMinWordLength = 3;
+    /// <summary>Default shortest word that may be edited: 4 letters (shorter words are mostly function words — "the" → "they", "and" → "any" — whose edits break the syntax rather than change the meaning).</summary>
+    public const int DefaultMinWordLength = 4;
 
     /// <summary>Longest word that may be edited: 64 letters.</summary>
     public const int MaxWordLength = 64;

@@ -47,6 +47,7 @@ internal static class EditAssertions
         string original = twin.Original.Text;
         Apply(original, twin.Edits).Should().Be(twin.Text);
         twin.Edits.Select(e => e.Offset).Should().BeInAscendingOrder().And.OnlyHaveUniqueItems();
+        twin.Edits.Select(e => e.Before.ToLowerInvariant()).Should().OnlyHaveUniqueItems("no word is edited twice");
         foreach (PerturbationEdit edit in twin.Edits)
         {
             original.Substring(edit.Offset, edit.Before.Length).Should().Be(edit.Before);

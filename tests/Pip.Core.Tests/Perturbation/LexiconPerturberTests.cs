@@ -152,6 +152,18 @@ public class LexiconPerturberTests
     }
 
     [Fact]
+    public async Task PerturbAsync_RepeatedWord_IsEditedOnlyOnce()
+    {
+        IPerturber perturber = Perturbers.CreateLexicon(new LexiconPerturberOptions { Lexicon = BigLexicon, Rate = 1.0 });
+
+        PerturbedSample twin = await perturber.PerturbAsync(Sample("River water, river water. RIVER WATER river water"), 4);
+
+        twin.Edits.Should().HaveCount(2);
+        twin.Edits.Select(e => e.Before.ToLowerInvariant()).Should().BeEquivalentTo(["river", "water"]);
+        EditAssertions.ShouldBeConsistent(twin);
+    }
+
+    [Fact]
     public async Task PerturbAsync_ShortWords_AreSkipped()
     {
         IPerturber perturber = Perturbers.CreateLexicon(new LexiconPerturberOptions { Lexicon = BigLexicon, Rate = 1.0, MinWordLength = 5 });
