@@ -206,6 +206,24 @@ public class LexiconPerturberTests
     }
 
     [Fact]
+    public async Task PerturbAsync_Concurrent_GivesSameTwinsAsSequential()
+    {
+        IPerturber perturber = Perturbers.CreateLexicon(new LexiconPerturberOptions { Lexicon = BigLexicon });
+        CalibrationSample[] samples = Texts.Samples(16);
+
+        string[] sequential = new string[samples.Length];
+        for (int i = 0; i < samples.Length; i++)
+        {
+            sequential[i] = (await perturber.PerturbAsync(samples[i], i)).Text;
+        }
+
+        string[] parallel = new string[samples.Length];
+        await Parallel.ForAsync(0, samples.Length, async (i, ct) => parallel[i] = (await perturber.PerturbAsync(samples[i], i, ct)).Text);
+
+        parallel.Should().Equal(sequential);
+    }
+
+    [Fact]
     public async Task PerturbAsync_Cancelled_Throws()
     {
         IPerturber perturber = Perturbers.CreateLexicon(new LexiconPerturberOptions { Lexicon = BigLexicon });

@@ -121,6 +121,17 @@ public class PruningPipelineTests
     }
 
     [Fact]
+    public async Task RunAsync_RecordTokenIdsOff_LeavesTokenIdsOut()
+    {
+        PruningPipeline pipeline = Build(new FixedMetric("pert", Importance, usesPerturbations: true), b => b.UseRandomCharPerturber(), o => o.RecordTokenIds = false);
+
+        PruningReport report = await pipeline.RunAsync(new FakeModel(10, 100, 1000), Texts.Samples(2));
+
+        report.Samples.Should().OnlyContain(s => s.TokenIds == null);
+        report.Rounds.SelectMany(r => r.PerturbationSets).SelectMany(s => s).Should().OnlyContain(t => t.TokenIds == null);
+    }
+
+    [Fact]
     public async Task RunAsync_SameSeed_ReproducesTwinsAndDecisions()
     {
         async Task<PruningReport> Run() => await Build(new FixedMetric("pert", Importance, usesPerturbations: true), b => b.UseRandomCharPerturber())
