@@ -31,6 +31,9 @@ switch (mode)
     case "perplexity":
         PerplexityThroughput(Arg("--tokens", 4096), Arg("--window", 512));
         break;
+    case "probe":
+        Probe(Arg("--layers", 2), Arg("--length", 128));
+        break;
     case "pip-round":
         PipRound(Arg("--pairs", 8), Arg("--length", 128), Flag("--recompute"));
         break;
@@ -48,8 +51,10 @@ static void Matmul()
         using var scope = NewDisposeScope();
         var a = randn(2048, 2048).to_type(type);
         var b = randn(2048, 8192).to_type(type);
-        a.matmul(b).Dispose();
         var sw = Stopwatch.StartNew();
+        a.matmul(b).Dispose();
+        Console.WriteLine($"  first {type} matmul: {sw.Elapsed.TotalMilliseconds:F0} ms");
+        sw.Restart();
         int reps = 10;
         for (int i = 0; i < reps; i++) a.matmul(b).Dispose();
         double flops = 2.0 * 2048 * 2048 * 8192 * reps;
@@ -109,6 +114,48 @@ void PipRound(int pairs, int length, bool recompute)
     Console.WriteLine($"pip-round: {pairs} pairs x {length} tokens, recompute={recompute}: {seconds:F1} s, {flops / seconds / 1e9:F0} GFLOP/s ({flops / 1e12:F2} TFLOP)");
     Console.WriteLine($"peak RSS {Rss("VmHWM") / 1e9:F2} GB = {Rss("VmHWM") / weightsBytes:F2} x weights");
     Console.WriteLine("lowest-scoring layers: " + string.Join(", ", scores.Select((s, i) => (s, i)).OrderBy(p => p.s).Take(4).Select(p => $"{p.i} ({p.s:E2})")));
+}
+
+void Probe(int layers, int length)
+{
+    using var model = LlamaForCausalLM.CreateRandom(config with { NumHiddenLayers = layers }, seed: 1, dtype: ScalarType.BFloat16);
+    var rng = new Random(3);
+    IReadOnlyList<int> x = Enumerable.Range(0, length).Select(_ => rng.Next(config.VocabSize)).ToArray();
+    using var batch = PaddedBatch.Create([x, x], model.Device);
+    void Time(string what, Action action)
+    {
+        action();
+        var sw = Stopwatch.StartNew();
+        action();
+        Console.WriteLine($"{what}: {sw.Elapsed.TotalMilliseconds:F0} ms");
+    }
+
+    Time("forward no_grad", () => { using var s = NewDisposeScope(); using var g = no_grad(); model.Logits(batch.Ids); });
+    Time("forward+loss no_grad", () => { using var s = NewDisposeScope(); using var g = no_grad(); batch.SequenceLosses(model.Logits(batch.Ids)); });
+    Time("layer forward no_grad", () => { using var s = NewDisposeScope(); using var g = no_grad(); using var rope = model.ComputeRotary(length, 2); model.Layers[0].call(model.Embed(batch.Ids), rope); });
+    Time("layer fwd+bwd", () =>
+    {
+        using var s = NewDisposeScope();
+        using var rope = model.ComputeRotary(length, 2);
+        var h = model.Embed(batch.Ids).detach().requires_grad_(true);
+        var o = model.Layers[0].call(h, rope);
+        autograd.grad([o.sum()], [h, .. model.Layers[0].parameters()]);
+    });
+    Time("mlp fwd+bwd", () =>
+    {
+        using var s = NewDisposeScope();
+        var h = model.Embed(batch.Ids).detach().requires_grad_(true);
+        var o = model.Layers[0].Mlp.call(h);
+        autograd.grad([o.sum()], [h, .. model.Layers[0].Mlp.parameters()]);
+    });
+    Time("head fwd+bwd", () =>
+    {
+        using var s = NewDisposeScope();
+        var h = model.Embed(batch.Ids).detach().requires_grad_(true);
+        var l = batch.SequenceLosses(model.LmHead(model.FinalNorm(h)));
+        autograd.grad([(l[0] - l[1])], [h]);
+    });
+    Time("whole layerwise run", () => LayerwiseBackward.Run(model, batch.Ids, logits => { var l = batch.SequenceLosses(logits); return l[0] - l[1]; }, (_, _, _) => { }, CancellationToken.None));
 }
 
 static double Rss(string key)

@@ -60,7 +60,8 @@ internal static class GradientScoring
     /// <param name="model">The model.</param>
     /// <param name="sequences">The calibration sequences.</param>
     /// <param name="cancellationToken">Cancels the work.</param>
-    public static double[] Taylor(LlamaForCausalLM model, IReadOnlyList<IReadOnlyList<int>> sequences, CancellationToken cancellationToken)
+    /// <param name="recompute">Recompute layers in the backward pass instead of keeping their graphs.</param>
+    public static double[] Taylor(LlamaForCausalLM model, IReadOnlyList<IReadOnlyList<int>> sequences, CancellationToken cancellationToken, bool recompute = false)
     {
         var result = new double[model.Layers.Count];
         using var batch = PaddedBatch.Create(sequences, model.Device);
@@ -79,7 +80,8 @@ internal static class GradientScoring
 
                 result[layer] = sum;
             },
-            cancellationToken);
+            cancellationToken,
+            recompute);
         return result;
     }
 }

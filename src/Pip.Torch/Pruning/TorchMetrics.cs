@@ -29,13 +29,16 @@ public sealed class PerturbationImportanceMetric : IImportanceMetric
     private readonly INormAggregator _norm;
     private readonly PertImportAggregation _aggregation;
     private readonly int _maxTokens;
+    private readonly bool _recompute;
 
     /// <summary>Creates the metric.</summary>
     /// <param name="norm">The norm of the gradient difference (PIP's default is L2).</param>
     /// <param name="aggregation">How to accumulate over samples.</param>
     /// <param name="maxTokens">Token ids of each view are cut to this length.</param>
-    public PerturbationImportanceMetric(INormAggregator norm, PertImportAggregation aggregation = PertImportAggregation.PerSampleMean, int maxTokens = 128)
+    /// <param name="recompute">Recompute layers in the backward pass instead of keeping their graphs.</param>
+    public PerturbationImportanceMetric(INormAggregator norm, PertImportAggregation aggregation = PertImportAggregation.PerSampleMean, int maxTokens = 128, bool recompute = false)
     {
+        _recompute = recompute;
         ArgumentNullException.ThrowIfNull(norm);
         ArgumentOutOfRangeException.ThrowIfLessThan(maxTokens, 2);
         _norm = norm;
@@ -44,7 +47,7 @@ public sealed class PerturbationImportanceMetric : IImportanceMetric
     }
 
     /// <inheritdoc />
-    public string Name => "pip";
+    public string Name => TorchMetricConstants.PertImport;
 
     /// <inheritdoc />
     public bool UsesPerturbations => true;
@@ -80,7 +83,7 @@ public sealed class PerturbationImportanceMetric : IImportanceMetric
             }
 
             perSet.Add(GradientScoring.MeanNormPerParameter(module, groups, signs, _norm, cancellationToken,
-                () => request.Progress?.Report(new ScoringProgress(Name, ++done, total))));
+                () => request.Progress?.Report(new ScoringProgress(Name, ++done, total)), _recompute));
         }
 
         var mean = Enumerable.Range(0, module.Layers.Count).Select(l => perSet.Average(s => s[l])).ToArray();
@@ -98,12 +101,15 @@ public sealed class GradientNormMetric : IImportanceMetric
 {
     private readonly INormAggregator _norm;
     private readonly int _maxTokens;
+    private readonly bool _recompute;
 
     /// <summary>Creates the metric.</summary>
     /// <param name="norm">The norm.</param>
     /// <param name="maxTokens">Token ids of each sample are cut to this length.</param>
-    public GradientNormMetric(INormAggregator norm, int maxTokens = 128)
+    /// <param name="recompute">Recompute layers in the backward pass instead of keeping their graphs.</param>
+    public GradientNormMetric(INormAggregator norm, int maxTokens = 128, bool recompute = false)
     {
+        _recompute = recompute;
         ArgumentNullException.ThrowIfNull(norm);
         ArgumentOutOfRangeException.ThrowIfLessThan(maxTokens, 2);
         _norm = norm;
@@ -111,7 +117,7 @@ public sealed class GradientNormMetric : IImportanceMetric
     }
 
     /// <inheritdoc />
-    public string Name => "gradient";
+    public string Name => TorchMetricConstants.GradientNorm;
 
     /// <inheritdoc />
     public bool UsesPerturbations => false;
@@ -125,7 +131,7 @@ public sealed class GradientNormMetric : IImportanceMetric
         var signs = groups.Select(_ => (IReadOnlyList<double>)[1.0]).ToArray();
         int done = 0;
         var scores = GradientScoring.MeanNormPerParameter(module, groups, signs, _norm, cancellationToken,
-            () => request.Progress?.Report(new ScoringProgress(Name, ++done, groups.Length)));
+            () => request.Progress?.Report(new ScoringProgress(Name, ++done, groups.Length)), _recompute);
         return ValueTask.FromResult(new LayerScores(scores));
     }
 
@@ -139,17 +145,20 @@ public sealed class GradientNormMetric : IImportanceMetric
 public sealed class TaylorMetric : IImportanceMetric
 {
     private readonly int _maxTokens;
+    private readonly bool _recompute;
 
     /// <summary>Creates the metric.</summary>
     /// <param name="maxTokens">Token ids of each sample are cut to this length.</param>
-    public TaylorMetric(int maxTokens = 128)
+    /// <param name="recompute">Recompute layers in the backward pass instead of keeping their graphs.</param>
+    public TaylorMetric(int maxTokens = 128, bool recompute = false)
     {
+        _recompute = recompute;
         ArgumentOutOfRangeException.ThrowIfLessThan(maxTokens, 2);
         _maxTokens = maxTokens;
     }
 
     /// <inheritdoc />
-    public string Name => "taylor";
+    public string Name => TorchMetricConstants.Taylor;
 
     /// <inheritdoc />
     public bool UsesPerturbations => false;
@@ -160,7 +169,7 @@ public sealed class TaylorMetric : IImportanceMetric
         ArgumentNullException.ThrowIfNull(request);
         var module = TorchCausalLM.Require(request.Model, Name);
         var sequences = request.Samples.Select(s => request.Model.Tokenize(s.Text)).Select(ids => ids.Count <= _maxTokens ? ids : ids.Take(_maxTokens).ToArray()).ToArray();
-        return ValueTask.FromResult(new LayerScores(GradientScoring.Taylor(module, sequences, cancellationToken)));
+        return ValueTask.FromResult(new LayerScores(GradientScoring.Taylor(module, sequences, cancellationToken, _recompute)));
     }
 }
 
@@ -168,7 +177,7 @@ public sealed class TaylorMetric : IImportanceMetric
 public sealed class MagnitudeMetric : IImportanceMetric
 {
     /// <inheritdoc />
-    public string Name => "magnitude";
+    public string Name => TorchMetricConstants.Magnitude;
 
     /// <inheritdoc />
     public bool UsesPerturbations => false;
@@ -215,7 +224,7 @@ public sealed class BlockInfluenceMetric : IImportanceMetric
     }
 
     /// <inheritdoc />
-    public string Name => "block-influence";
+    public string Name => TorchMetricConstants.BlockInfluence;
 
     /// <inheritdoc />
     public bool UsesPerturbations => false;
