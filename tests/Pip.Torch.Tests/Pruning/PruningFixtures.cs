@@ -91,6 +91,7 @@ internal static class PruningFixtures
         RmsNormEps = 1e-5,
         RopeTheta = 10000,
         TieWordEmbeddings = tied,
+        AttentionBias = family == DecoderFamily.Qwen2,
     };
 
     /// <summary>A random float32 (or <paramref name="dtype"/>) model with the test tokenizer.</summary>
