@@ -63,6 +63,14 @@ public sealed class TorchCausalLMTests : IDisposable
     }
 
     [Fact]
+    public async Task ComputeLossAsync_SkipLayerOutOfRange_ThrowsNamingIt()
+    {
+        using var lm = PruningFixtures.Create(seed: 82);
+        var act = async () => await lm.ComputeLossAsync(Sequences(lm), new HashSet<int> { 1, 3 });
+        await act.Should().ThrowAsync<ArgumentOutOfRangeException>().WithMessage("*3*3 layers*");
+    }
+
+    [Fact]
     public async Task ComputeLossAsync_NoSequenceOfTwoTokens_Throws()
     {
         using var lm = PruningFixtures.Create(seed: 83);

@@ -73,10 +73,14 @@ internal sealed class TestNorm : INormAggregator
 /// <summary>Tiny models with a byte-level tokenizer, and slow references computed the obvious way.</summary>
 internal static class PruningFixtures
 {
-    private static readonly Lazy<HfTokenizer> LazyTokenizer = new(CreateTokenizer);
+    private static readonly Lazy<HfTokenizer> LazyTokenizer = new(() => CreateTokenizer(addBos: true));
+    private static readonly Lazy<HfTokenizer> LazyTokenizerWithoutBos = new(() => CreateTokenizer(addBos: false));
 
     /// <summary>A byte-level tokenizer without merges: BOS (id 0), EOS (id 1), then one token per byte; BOS is added.</summary>
     public static HfTokenizer Tokenizer => LazyTokenizer.Value;
+
+    /// <summary>The same tokenizer without BOS: an empty text gives no token.</summary>
+    public static HfTokenizer TokenizerWithoutBos => LazyTokenizerWithoutBos.Value;
 
     public static LlamaConfig Config(int layers = 3, DecoderFamily family = DecoderFamily.Llama, bool tied = false) => new()
     {
@@ -192,13 +196,13 @@ internal static class PruningFixtures
         }
     }
 
-    private static HfTokenizer CreateTokenizer()
+    private static HfTokenizer CreateTokenizer(bool addBos)
     {
         var folder = Path.Combine(Path.GetTempPath(), "pip-tests-tok-" + Guid.NewGuid().ToString("N"));
         try
         {
             var bpe = new BpeTrainer(258, specialTokens: ["<s>", "</s>"]).Train([]);
-            HfTokenizerWriter.WriteByteLevelBpe(folder, bpe, "<s>", "</s>", addBosToken: true);
+            HfTokenizerWriter.WriteByteLevelBpe(folder, bpe, "<s>", "</s>", addBosToken: addBos);
             return HfTokenizer.Load(folder);
         }
         finally

@@ -229,6 +229,36 @@ public sealed class TorchMetricsTests
         Array.IndexOf(scores.Scores.ToArray(), scores.Scores.Min()).Should().Be(2);
     }
 
+    [Fact]
+    public async Task BlockInfluence_EmptySampleAmongOthers_IsSkipped()
+    {
+        using var lm = new TorchCausalLM(TinyModels.Random(Config(), 53), TokenizerWithoutBos);
+        var samples = new[] { new CalibrationSample(0, ""), new CalibrationSample(1, Texts[0]) };
+        var withEmpty = await new BlockInfluenceMetric().ScoreAsync(new ImportanceRequest(lm, samples, [], 0, 0));
+        var without = await new BlockInfluenceMetric().ScoreAsync(new ImportanceRequest(lm, samples[1..], [], 0, 0));
+        withEmpty.Scores.Should().Equal(without.Scores);
+    }
+
+    [Fact]
+    public async Task BlockInfluence_OnlyEmptySamples_Throws()
+    {
+        using var lm = new TorchCausalLM(TinyModels.Random(Config(), 54), TokenizerWithoutBos);
+        var act = async () => await new BlockInfluenceMetric().ScoreAsync(new ImportanceRequest(lm, [new CalibrationSample(0, "")], [], 0, 0));
+        await act.Should().ThrowAsync<ArgumentException>().WithMessage("*at least one calibration token*");
+    }
+
+    [Fact]
+    public async Task GradientMetrics_NoSample_Throw()
+    {
+        using var lm = Create(seed: 55);
+        var pip = async () => await new PerturbationImportanceMetric(TestNorm.L2).ScoreAsync(new ImportanceRequest(lm, [], [[]], 0, 0));
+        var gradient = async () => await new GradientNormMetric(TestNorm.L2).ScoreAsync(new ImportanceRequest(lm, [], [], 0, 0));
+        var taylor = async () => await new TaylorMetric().ScoreAsync(new ImportanceRequest(lm, [], [], 0, 0));
+        await pip.Should().ThrowAsync<ArgumentException>();
+        await gradient.Should().ThrowAsync<ArgumentException>();
+        await taylor.Should().ThrowAsync<ArgumentException>();
+    }
+
     private static double Cosine(double[] a, double[] b)
     {
         double dot = 0, na = 0, nb = 0;
