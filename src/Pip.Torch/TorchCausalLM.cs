@@ -143,6 +143,9 @@ public sealed class TorchCausalLM : IPrunableModel, IDisposable
     public ValueTask<double> ComputeLossAsync(IReadOnlyList<IReadOnlyList<int>> sequences, IReadOnlySet<int>? skipLayers = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(sequences);
+        var bad = skipLayers?.Where(l => l < 0 || l >= Module.Layers.Count).Order().ToArray() ?? [];
+        if (bad.Length > 0)
+            throw new ArgumentOutOfRangeException(nameof(skipLayers), $"Layers {string.Join(", ", bad)} cannot be skipped: the model has {Module.Layers.Count} layers.");
         double nll = 0;
         long tokens = 0;
         using var noGrad = no_grad();

@@ -26,6 +26,8 @@ internal static class GradientScoring
         Action? afterGroup = null,
         bool recompute = false)
     {
+        if (groups.Count == 0) throw new ArgumentException("At least one calibration sample is needed.", nameof(groups));
+        if (signs.Count != groups.Count) throw new ArgumentException("Each group needs its signs.", nameof(signs));
         int layers = model.Layers.Count;
         var counts = model.Layers.Select(l => (double)l.ParameterCount).ToArray();
         var sums = new double[layers];

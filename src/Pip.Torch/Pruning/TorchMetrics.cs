@@ -242,6 +242,7 @@ public sealed class BlockInfluenceMetric : IImportanceMetric
         {
             var ids = request.Model.Tokenize(sample.Text);
             if (ids.Count > _maxTokens) ids = ids.Take(_maxTokens).ToArray();
+            if (ids.Count == 0) continue;
             using var scope = NewDisposeScope();
             var input = tensor(ids.Select(i => (long)i).ToArray(), [1, ids.Count], device: module.Device);
             using var rope = module.ComputeRotary(ids.Count);
@@ -258,6 +259,7 @@ public sealed class BlockInfluenceMetric : IImportanceMetric
             tokens += ids.Count;
         }
 
+        if (tokens == 0) throw new ArgumentException("Block influence needs at least one calibration token; the samples are empty.", nameof(request));
         return ValueTask.FromResult(new LayerScores(sums.Select(s => 1.0 - s / tokens).ToArray()));
     }
 }
