@@ -12,6 +12,11 @@ namespace Pip.Cli;
 /// Each command lives in its own file under <c>Commands/</c> and is registered here. Results go to
 /// <see cref="CliContext.Out"/> (a table, or JSON with <c>--json</c>), logs and errors to standard error. Exit codes
 /// are those of <see cref="ExitCodes"/>.
+/// <para>To add a command: write <c>Commands/NameCommand.cs</c> with <c>static Command Create(CliContext)</c> that
+/// builds its options (shared ones from <c>CommonOptions</c>: --model, --out, --overwrite, --dtype, --device, --json)
+/// and sets its body with <c>CommandRunner.SetBody</c> (exit codes, error messages, logging, cancellation); load
+/// models with <c>ModelLoading.Load</c>, check output folders with <c>ModelLoading.CheckOutputFolder</c>, write results
+/// with <c>ResultWriter</c>; then register it in <see cref="BuildRootCommand"/>.</para>
 /// </remarks>
 public static class PipCli
 {
