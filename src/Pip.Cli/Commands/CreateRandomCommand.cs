@@ -1,0 +1,133 @@
+using System.CommandLine;
+using System.Diagnostics;
+using Microsoft.Extensions.Logging;
+using Pip.Cli.Infrastructure;
+using Pip.Torch;
+using Pip.Torch.Models;
+using Pip.Tokenization;
+using static TorchSharp.torch;
+
+namespace Pip.Cli.Commands;
+
+/// <summary>
+/// <c>create-random</c>: writes a randomly initialised Llama checkpoint (config.json, model.safetensors) with a
+/// byte-level BPE tokenizer, for tests and benchmarks.
+/// </summary>
+internal static class CreateRandomCommand
+{
+    /// <summary>The BOS token of generated tokenizers (Llama 3's name).</summary>
+    public const string BosToken = "<|begin_of_text|>";
+
+    /// <summary>The EOS token of generated tokenizers (Llama 3's name).</summary>
+    public const string EosToken = "<|end_of_text|>";
+
+    public static Command Create(CliContext context)
+    {
+        var output = CommonOptions.Out("The checkpoint folder to create (written atomically).");
+        var preset = new Option<string>("--preset")
+        {
+            Description = "The model shape: tiny (~0.25 M parameters, for tests), small (~28 M) or llama-3.2-1b (the shape of Llama-3.2-1B).",
+            DefaultValueFactory = _ => "tiny",
+        };
+        preset.AcceptOnlyFromAmong([.. ModelPresets.Names]);
+        var seed = new Option<long>("--seed") { Description = "The random seed of the weights.", DefaultValueFactory = _ => 0 };
+        var dtype = CommonOptions.Dtype("The type to create and store the weights in (default float32).");
+        var corpus = new Option<string?>("--tokenizer-corpus")
+        {
+            Description = "A UTF-8 text file to train a byte-level BPE tokenizer on; without it the tokenizer has just the 256 byte tokens plus BOS/EOS.",
+            HelpName = "FILE",
+        };
+        var tokenizerVocab = new Option<int?>("--tokenizer-vocab-size")
+        {
+            Description = "With --tokenizer-corpus: the most tokens the trained tokenizer may have (default: the model's vocabulary size).",
+            HelpName = "N",
+        }.AtLeast(258);
+        var overwrite = CommonOptions.Overwrite();
+        var json = CommonOptions.Json();
+
+        var command = new Command("create-random", "Write a randomly initialised Llama checkpoint (config, safetensors weights, tokenizer).")
+        {
+            output, preset, seed, dtype, corpus, tokenizerVocab, overwrite, json,
+        };
+        CommandRunner.SetBody(command, context, run =>
+        {
+            var ct = run.CancellationToken;
+            var folder = ModelLoading.CheckOutputFolder(run.Require(output), run.Get(overwrite));
+            var presetName = run.Require(preset);
+            var type = run.Get(dtype) ?? ScalarType.Float32;
+            var config = ModelPresets.Get(presetName);
+            var clock = Stopwatch.StartNew();
+
+            var staging = Path.Combine(Path.GetTempPath(), $"pip-prune-tokenizer-{Guid.NewGuid():N}");
+            try
+            {
+                var tokenizer = BuildTokenizer(run.Get(corpus), run.Get(tokenizerVocab), config.VocabSize, run.Logger);
+                if (tokenizer.Tokens.Count > config.VocabSize)
+                    throw new CliInputException($"The tokenizer has {tokenizer.Tokens.Count} tokens, more than the {config.VocabSize} of preset '{presetName}'; lower --tokenizer-vocab-size.");
+                HfTokenizerWriter.WriteByteLevelBpe(staging, tokenizer, BosToken, EosToken, addBosToken: true);
+                config = config with
+                {
+                    BosTokenId = tokenizer.IdOf(BosToken),
+                    EosTokenIds = [tokenizer.IdOf(EosToken)!.Value],
+                };
+                ct.ThrowIfCancellationRequested();
+
+                run.Logger.LogInformation("Creating a random {Preset} model ({Layers} layers, hidden {Hidden}, vocabulary {Vocab}) in {Dtype}, seed {Seed}.",
+                    presetName, config.NumHiddenLayers, config.HiddenSize, config.VocabSize, CommonOptions.DtypeName(type), run.Get(seed));
+                var module = LlamaForCausalLM.CreateRandom(config, run.Get(seed), type);
+                using var model = new TorchCausalLM(module, tokenizer: null, sourceFolder: staging);
+                ct.ThrowIfCancellationRequested();
+                run.Logger.LogInformation("Writing {Folder}.", folder);
+                model.Save(folder, type, run.Get(overwrite), ct);
+
+                var result = new CreateRandomResult(folder, presetName, CommonOptions.DtypeName(type), run.Get(seed), model.ParameterCount,
+                    config.NumHiddenLayers, config.VocabSize, tokenizer.Tokens.Count, tokenizer.Merges.Count, Math.Round(clock.Elapsed.TotalSeconds, 3));
+                if (run.Get(json)) ResultWriter.WriteJson(run.Out, result);
+                else
+                {
+                    ResultWriter.WriteTable(run.Out,
+                    [
+                        ("Created", result.Model),
+                        ("Preset", result.Preset),
+                        ("Parameters", ResultWriter.Count(result.Parameters)),
+                        ("Layers", result.Layers.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+                        ("Dtype", result.Dtype),
+                        ("Seed", result.Seed.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+                        ("Model vocabulary", ResultWriter.Count(result.VocabSize)),
+                        ("Tokenizer", $"{ResultWriter.Count(result.TokenizerTokens)} tokens ({ResultWriter.Count(result.TokenizerMerges)} merges)"),
+                        ("Time", $"{ResultWriter.Number(result.Seconds, 1)} s"),
+                    ]);
+                }
+                return ExitCodes.Success;
+            }
+            finally
+            {
+                if (Directory.Exists(staging)) Directory.Delete(staging, recursive: true);
+            }
+        });
+        return command;
+    }
+
+    /// <summary>A BPE trained on the corpus, or the plain byte-level vocabulary (bytes 0–255, then BOS, EOS).</summary>
+    internal static ByteLevelBpeModel BuildTokenizer(string? corpusFile, int? vocabSize, int modelVocab, ILogger logger)
+    {
+        if (corpusFile is null)
+        {
+            if (vocabSize is not null) throw new CliInputException("--tokenizer-vocab-size needs --tokenizer-corpus.");
+            List<string> tokens = [.. ByteLevelAlphabet.Characters.Select(c => c.ToString()), BosToken, EosToken];
+            return new ByteLevelBpeModel(tokens, [], [BosToken, EosToken]);
+        }
+
+        var text = ModelLoading.ReadText(corpusFile, "Tokenizer corpus");
+        var size = vocabSize ?? modelVocab;
+        var clock = Stopwatch.StartNew();
+        var model = new BpeTrainer(size, minFrequency: 2, specialTokens: [BosToken, EosToken]).Train([text]);
+        logger.LogInformation("Trained a byte-level BPE tokenizer on {File}: {Tokens} tokens, {Merges} merges, in {Seconds:F1} s.",
+            Path.GetFullPath(corpusFile), model.Tokens.Count, model.Merges.Count, clock.Elapsed.TotalSeconds);
+        return model;
+    }
+}
+
+/// <summary>The result of <c>create-random</c>.</summary>
+internal sealed record CreateRandomResult(string Model, string Preset, string Dtype, long Seed, long Parameters, int Layers, int VocabSize,
+    int TokenizerTokens, int TokenizerMerges, double Seconds);

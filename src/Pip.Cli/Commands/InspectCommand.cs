@@ -1,0 +1,138 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.RegularExpressions;
+using Pip.Checkpoints;
+using Pip.Cli.Infrastructure;
+
+namespace Pip.Cli.Commands;
+
+/// <summary>
+/// <c>inspect</c>: the configuration of a model folder and its parameter counts and weight memory, read from
+/// config.json and the safetensors headers (no weights are loaded, so it is instant even for large models).
+/// </summary>
+internal static partial class InspectCommand
+{
+    public static Command Create(CliContext context)
+    {
+        var model = CommonOptions.Model();
+        var json = CommonOptions.Json();
+        var command = new Command("inspect", "Show a model folder's configuration, parameter counts (total, embeddings, layers, head) and weight memory.")
+        {
+            model, json,
+        };
+        CommandRunner.SetBody(command, context, run =>
+        {
+            var report = Inspect(run.Require(model));
+            if (run.Get(json)) ResultWriter.WriteJson(run.Out, report);
+            else WriteTable(run.Out, report);
+            return ExitCodes.Success;
+        });
+        return command;
+    }
+
+    /// <summary>Reads the report of a model folder.</summary>
+    internal static InspectReport Inspect(string folder)
+    {
+        var full = ModelLoading.RequireModelFolder(folder);
+        using var checkpoint = CheckpointFolder.Open(full);
+        var config = checkpoint.LoadConfig();
+
+        long embeddings = 0, head = 0, finalNorm = 0, other = 0, bytes = 0;
+        var layers = new long[config.NumHiddenLayers];
+        var dtypes = new SortedSet<string>(StringComparer.Ordinal);
+        foreach (var name in checkpoint.TensorNames)
+        {
+            var info = checkpoint.GetInfo(name);
+            // A tied model's checkpoint may store lm_head.weight anyway; the model ignores it, so it is not counted.
+            if (name == "lm_head.weight" && config.TieWordEmbeddings) continue;
+            var count = info.ElementCount;
+            bytes += info.ByteLength;
+            dtypes.Add(DtypeName(info.DType));
+            var layer = LayerPattern().Match(name);
+            if (name == "model.embed_tokens.weight") embeddings += count;
+            else if (name == "lm_head.weight") head += count;
+            else if (name == "model.norm.weight") finalNorm += count;
+            else if (layer.Success && int.TryParse(layer.Groups[1].ValueSpan, NumberStyles.None, CultureInfo.InvariantCulture, out var l) && l < layers.Length) layers[l] += count;
+            else other += count;
+        }
+
+        var parameters = new ParameterReport(embeddings + head + finalNorm + layers.Sum() + other, embeddings, layers.Sum(), layers, finalNorm, head, other);
+        return new InspectReport(
+            Model: full,
+            Family: config.Family.ToString(),
+            Layers: config.NumHiddenLayers,
+            HiddenSize: config.HiddenSize,
+            AttentionHeads: config.NumAttentionHeads,
+            KeyValueHeads: config.NumKeyValueHeads,
+            HeadDim: config.HeadDim,
+            IntermediateSize: config.IntermediateSize,
+            VocabSize: config.VocabSize,
+            Dtype: dtypes.Count == 0 ? config.TorchDtype ?? "float32" : string.Join('+', dtypes),
+            TiedEmbeddings: config.TieWordEmbeddings,
+            RopeTheta: config.RopeTheta,
+            RopeScaling: config.RopeScaling?.RopeType,
+            MaxPositionEmbeddings: config.MaxPositionEmbeddings,
+            Shards: checkpoint.ShardFiles.Count,
+            Parameters: parameters,
+            WeightBytes: bytes,
+            WeightGib: ResultWriter.Gib(bytes));
+    }
+
+    private static void WriteTable(TextWriter output, InspectReport r)
+    {
+        static string N(long v) => ResultWriter.Count(v);
+        var p = r.Parameters;
+        var distinct = p.PerLayer.Distinct().ToArray();
+        var layerText = p.PerLayer.Count == 0 ? "0"
+            : distinct.Length == 1 ? $"{N(p.Layers)} ({p.PerLayer.Count} × {N(distinct[0])})"
+            : $"{N(p.Layers)} (per layer: {string.Join(", ", p.PerLayer.Select(N))})";
+        List<(string, string)> rows =
+        [
+            ("Model", r.Model),
+            ("Family", r.Family),
+            ("Layers", r.Layers.ToString(CultureInfo.InvariantCulture)),
+            ("Hidden size", r.HiddenSize.ToString(CultureInfo.InvariantCulture)),
+            ("Heads / KV heads", $"{r.AttentionHeads} / {r.KeyValueHeads}"),
+            ("Head dim", r.HeadDim.ToString(CultureInfo.InvariantCulture)),
+            ("FFN size", r.IntermediateSize.ToString(CultureInfo.InvariantCulture)),
+            ("Vocabulary", N(r.VocabSize)),
+            ("Dtype", r.Dtype),
+            ("Tied embeddings", r.TiedEmbeddings ? "yes" : "no"),
+            ("RoPE", $"theta {r.RopeTheta.ToString(CultureInfo.InvariantCulture)}" + (r.RopeScaling is null ? "" : $", {r.RopeScaling} scaling") + $", max positions {N(r.MaxPositionEmbeddings)}"),
+            ("Parameters", N(p.Total)),
+            ("  embeddings", N(p.Embeddings)),
+            ("  layers", layerText),
+            ("  final norm", N(p.FinalNorm)),
+            ("  LM head", r.TiedEmbeddings ? "tied to the embeddings" : N(p.LmHead)),
+        ];
+        if (p.Other > 0) rows.Add(("  other", N(p.Other)));
+        rows.Add(("Weight memory", $"{ResultWriter.Number(r.WeightGib, 3)} GiB ({N(r.WeightBytes)} bytes in {r.Shards} file{(r.Shards == 1 ? "" : "s")})"));
+        ResultWriter.WriteTable(output, rows);
+    }
+
+    private static string DtypeName(SafeTensorDType type) => type switch
+    {
+        SafeTensorDType.F32 => "float32",
+        SafeTensorDType.BF16 => "bfloat16",
+        SafeTensorDType.F16 => "float16",
+        _ => type.ToHeaderString().ToLowerInvariant(),
+    };
+
+    [GeneratedRegex(@"^model\.layers\.(\d+)\.")]
+    private static partial Regex LayerPattern();
+}
+
+/// <summary>Parameter counts read from a checkpoint.</summary>
+/// <param name="Total">All counted parameters (a stored but ignored tied head excluded).</param>
+/// <param name="Embeddings">The token embedding.</param>
+/// <param name="Layers">All decoder layers.</param>
+/// <param name="PerLayer">Each decoder layer.</param>
+/// <param name="FinalNorm">The final norm.</param>
+/// <param name="LmHead">The untied output projection (0 when tied).</param>
+/// <param name="Other">Tensors that belong to none of the above.</param>
+internal sealed record ParameterReport(long Total, long Embeddings, long Layers, IReadOnlyList<long> PerLayer, long FinalNorm, long LmHead, long Other);
+
+/// <summary>The result of <c>inspect</c>.</summary>
+internal sealed record InspectReport(string Model, string Family, int Layers, int HiddenSize, int AttentionHeads, int KeyValueHeads, int HeadDim,
+    int IntermediateSize, int VocabSize, string Dtype, bool TiedEmbeddings, double RopeTheta, string? RopeScaling, int MaxPositionEmbeddings,
+    int Shards, ParameterReport Parameters, long WeightBytes, double WeightGib);

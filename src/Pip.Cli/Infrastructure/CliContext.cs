@@ -1,0 +1,36 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Console;
+
+namespace Pip.Cli;
+
+/// <summary>
+/// Where <c>pip-prune</c> writes: results to <see cref="Out"/>, error messages to <see cref="Error"/>, logs through the
+/// logger factory (by default the console, on standard error). Tests inject writers to capture the output.
+/// </summary>
+public sealed class CliContext
+{
+    /// <summary>Receives the results (tables, JSON, generated text); standard output by default.</summary>
+    public TextWriter Out { get; init; } = Console.Out;
+
+    /// <summary>Receives error messages and parse errors; standard error by default.</summary>
+    public TextWriter Error { get; init; } = Console.Error;
+
+    /// <summary>
+    /// Makes the logger factory of one command run from the minimum level asked for (<c>--log-level</c>); the run
+    /// disposes it. Null for the default: single-line console logs on standard error.
+    /// </summary>
+    public Func<LogLevel, ILoggerFactory>? LoggerFactory { get; init; }
+
+    /// <summary>How long a command may take to stop after Ctrl-C before the process gives up on it.</summary>
+    public TimeSpan CancellationGracePeriod { get; init; } = TimeSpan.FromSeconds(30);
+
+    internal ILoggerFactory CreateLoggerFactory(LogLevel level) =>
+        LoggerFactory?.Invoke(level) ?? Microsoft.Extensions.Logging.LoggerFactory.Create(builder => builder
+            .SetMinimumLevel(level)
+            .AddSimpleConsole(o =>
+            {
+                o.SingleLine = true;
+                o.TimestampFormat = "HH:mm:ss ";
+            })
+            .AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace));
+}

@@ -1,0 +1,78 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Logging;
+using Pip.Checkpoints;
+using Pip.Torch;
+using static TorchSharp.torch;
+
+namespace Pip.Cli.Infrastructure;
+
+/// <summary>Loading and writing model folders with the checks and messages the commands share.</summary>
+internal static class ModelLoading
+{
+    /// <summary>
+    /// Checks that a model folder exists and has a <c>config.json</c>; returns its full path.
+    /// </summary>
+    /// <exception cref="CliInputException">The folder or its config is missing.</exception>
+    public static string RequireModelFolder(string folder)
+    {
+        var full = Path.TrimEndingDirectorySeparator(Path.GetFullPath(folder));
+        if (File.Exists(full))
+            throw new CliInputException($"Model folder '{full}' is a file; pass the folder that holds config.json and the safetensors weights.");
+        if (!Directory.Exists(full))
+            throw new CliInputException($"Model folder '{full}' does not exist.");
+        if (!File.Exists(Path.Combine(full, CheckpointFolder.ConfigFileName)))
+            throw new CliInputException($"Model folder '{full}' has no {CheckpointFolder.ConfigFileName}.");
+        return full;
+    }
+
+    /// <summary>Loads a model folder (weights, config, tokenizer) in a dtype (null: the checkpoint's own) on a device.</summary>
+    /// <exception cref="CliInputException">The folder is missing or its weights do not fit its config.</exception>
+    /// <exception cref="CheckpointFormatException">A file of the folder is malformed (the message names it).</exception>
+    public static TorchCausalLM Load(string folder, ScalarType? dtype, Device device, ILogger logger)
+    {
+        var full = RequireModelFolder(folder);
+        device = CommonOptions.CheckDevice(device);
+        var clock = Stopwatch.StartNew();
+        TorchCausalLM model;
+        try
+        {
+            model = TorchCausalLM.Load(full, dtype, device);
+        }
+        catch (ArgumentException e) when (e is not ArgumentNullException)
+        {
+            // The config loaded but the model cannot be built from it, or the weights do not fit it.
+            var message = e.ParamName is null ? e.Message : e.Message.Replace($" (Parameter '{e.ParamName}')", "", StringComparison.Ordinal);
+            throw new CliInputException($"Model folder '{full}' cannot be loaded: {message}", e);
+        }
+        logger.LogInformation("Loaded {Folder}: {Layers} layers, {Parameters:N0} parameters, {Dtype} on {Device}, in {Seconds:F1} s.",
+            full, model.LayerCount, model.ParameterCount, CommonOptions.DtypeName(model.Module.Dtype), model.Module.Device, clock.Elapsed.TotalSeconds);
+        return model;
+    }
+
+    /// <summary>The model's tokenizer, or a clear error when the folder has none.</summary>
+    public static Pip.Tokenization.HfTokenizer RequireTokenizer(TorchCausalLM model) =>
+        model.Tokenizer ?? throw new CliInputException($"Model folder '{model.SourceFolder}' has no tokenizer.json; this command needs one to turn text into tokens.");
+
+    /// <summary>
+    /// Checks an output folder before any work: refused when it is a file, or exists and is not empty without
+    /// <paramref name="overwrite"/>. Returns its full path. (The writers check again and write atomically.)
+    /// </summary>
+    public static string CheckOutputFolder(string folder, bool overwrite)
+    {
+        var full = Path.TrimEndingDirectorySeparator(Path.GetFullPath(folder));
+        if (File.Exists(full))
+            throw new CliInputException($"Output folder '{full}' is a file.");
+        if (!overwrite && Directory.Exists(full) && Directory.EnumerateFileSystemEntries(full).Any())
+            throw new CliInputException($"Output folder '{full}' exists and is not empty; pass --overwrite to replace it.");
+        return full;
+    }
+
+    /// <summary>Reads a UTF-8 text file, with a clear error when it is missing.</summary>
+    public static string ReadText(string file, string what)
+    {
+        var full = Path.GetFullPath(file);
+        if (!File.Exists(full))
+            throw new CliInputException(Directory.Exists(full) ? $"{what} '{full}' is a folder, not a file." : $"{what} '{full}' does not exist.");
+        return File.ReadAllText(full);
+    }
+}

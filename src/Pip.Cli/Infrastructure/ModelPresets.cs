@@ -1,0 +1,65 @@
+using Pip.Checkpoints;
+
+namespace Pip.Cli.Infrastructure;
+
+/// <summary>Named Llama shapes for <c>create-random</c>.</summary>
+internal static class ModelPresets
+{
+    /// <summary>The preset names, in help order.</summary>
+    public static readonly IReadOnlyList<string> Names = ["tiny", "small", "llama-3.2-1b"];
+
+    /// <summary>The configuration of a preset (no BOS/EOS ids or dtype: the caller sets those).</summary>
+    public static LlamaConfig Get(string name) => name switch
+    {
+        // ~0.25 M parameters, untied head: fast enough for tests.
+        "tiny" => new LlamaConfig
+        {
+            Family = DecoderFamily.Llama,
+            VocabSize = 512,
+            HiddenSize = 64,
+            IntermediateSize = 176,
+            NumHiddenLayers = 4,
+            NumAttentionHeads = 4,
+            NumKeyValueHeads = 2,
+            HeadDim = 16,
+            RmsNormEps = 1e-5,
+            RopeTheta = 10000,
+            MaxPositionEmbeddings = 2048,
+            TieWordEmbeddings = false,
+        },
+        // ~28 M parameters, tied embeddings: quick experiments on a CPU.
+        "small" => new LlamaConfig
+        {
+            Family = DecoderFamily.Llama,
+            VocabSize = 8192,
+            HiddenSize = 512,
+            IntermediateSize = 1408,
+            NumHiddenLayers = 8,
+            NumAttentionHeads = 8,
+            NumKeyValueHeads = 4,
+            HeadDim = 64,
+            RmsNormEps = 1e-5,
+            RopeTheta = 500000,
+            MaxPositionEmbeddings = 4096,
+            TieWordEmbeddings = true,
+        },
+        // The shape of meta-llama/Llama-3.2-1B (1.24 B parameters), for benchmarks.
+        "llama-3.2-1b" => new LlamaConfig
+        {
+            Family = DecoderFamily.Llama,
+            VocabSize = 128256,
+            HiddenSize = 2048,
+            IntermediateSize = 8192,
+            NumHiddenLayers = 16,
+            NumAttentionHeads = 32,
+            NumKeyValueHeads = 8,
+            HeadDim = 64,
+            RmsNormEps = 1e-5,
+            RopeTheta = 500000,
+            RopeScaling = new RopeScaling("llama3", Factor: 32, LowFreqFactor: 1, HighFreqFactor: 4, OriginalMaxPositionEmbeddings: 8192),
+            MaxPositionEmbeddings = 131072,
+            TieWordEmbeddings = true,
+        },
+        _ => throw new CliInputException($"Unknown preset '{name}'; use one of {string.Join(", ", Names)}."),
+    };
+}

@@ -1,0 +1,81 @@
+using System.CommandLine;
+using Pip.Cli.Commands;
+using Pip.Cli.Infrastructure;
+
+namespace Pip.Cli;
+
+/// <summary>
+/// The <c>pip-prune</c> command line: <see cref="BuildRootCommand"/> makes the command tree, <see cref="RunAsync"/>
+/// parses and runs it. Both take a <see cref="CliContext"/>, so the tool can be run in-process with captured output.
+/// </summary>
+/// <remarks>
+/// Each command lives in its own file under <c>Commands/</c> and is registered here. Results go to
+/// <see cref="CliContext.Out"/> (a table, or JSON with <c>--json</c>), logs and errors to standard error. Exit codes
+/// are those of <see cref="ExitCodes"/>.
+/// <para>To add a command: write <c>Commands/NameCommand.cs</c> with <c>static Command Create(CliContext)</c> that
+/// builds its options (shared ones from <c>CommonOptions</c>: --model, --out, --overwrite, --dtype, --device, --json)
+/// and sets its body with <c>CommandRunner.SetBody</c> (exit codes, error messages, logging, cancellation); load
+/// models with <c>ModelLoading.Load</c>, check output folders with <c>ModelLoading.CheckOutputFolder</c>, write results
+/// with <c>ResultWriter</c>; then register it in <see cref="BuildRootCommand"/>.</para>
+/// </remarks>
+public static class PipCli
+{
+    /// <summary>Builds the root command with every subcommand.</summary>
+    /// <param name="context">Where output goes; null for the console.</param>
+    /// <returns>The root command.</returns>
+    public static RootCommand BuildRootCommand(CliContext? context = null)
+    {
+        context ??= new CliContext();
+        var root = new RootCommand("pip-prune: create, inspect, evaluate and prune Llama-family checkpoints (Hugging Face folders) with Pip.")
+        {
+            GlobalOptions.CreateLogLevel(),
+        };
+        root.Subcommands.Add(CreateRandomCommand.Create(context));
+        root.Subcommands.Add(InspectCommand.Create(context));
+        root.Subcommands.Add(EvalCommand.Create(context));
+        root.Subcommands.Add(GenerateCommand.Create(context));
+        return root;
+    }
+
+    /// <summary>
+    /// Parses and runs a command line. Parse errors (unknown options, bad values, missing required options) print the
+    /// errors and give <see cref="ExitCodes.BadInput"/>; Ctrl-C cancels the running command.
+    /// </summary>
+    /// <param name="args">The arguments, without the program name.</param>
+    /// <param name="context">Where output goes; null for the console.</param>
+    /// <param name="cancellationToken">Cancels the command (besides Ctrl-C).</param>
+    /// <returns>The exit code.</returns>
+    public static async Task<int> RunAsync(string[] args, CliContext? context = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(args);
+        context ??= new CliContext();
+        try
+        {
+            var root = BuildRootCommand(context);
+            var parseResult = root.Parse(args);
+            if (parseResult.Errors.Count > 0)
+            {
+                foreach (var error in parseResult.Errors) await context.Error.WriteLineAsync($"pip-prune: {error.Message}").ConfigureAwait(false);
+                var command = parseResult.CommandResult.Command;
+                var name = command == root ? "pip-prune" : $"pip-prune {command.Name}";
+                await context.Error.WriteLineAsync($"Run '{name} --help' for usage.").ConfigureAwait(false);
+                return ExitCodes.BadInput;
+            }
+
+            var configuration = new InvocationConfiguration
+            {
+                Output = context.Out,
+                Error = context.Error,
+                ProcessTerminationTimeout = context.CancellationGracePeriod,
+            };
+            return await parseResult.InvokeAsync(configuration, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            // Commands handle their own errors; this catches what escapes parsing or the invocation machinery.
+            var (code, message) = CommandRunner.Classify(e, cancellationToken);
+            await context.Error.WriteLineAsync($"pip-prune: {message}").ConfigureAwait(false);
+            return code;
+        }
+    }
+}

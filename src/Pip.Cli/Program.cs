@@ -1,0 +1,3 @@
+using Pip.Cli;
+
+return await PipCli.RunAsync(args).ConfigureAwait(false);
