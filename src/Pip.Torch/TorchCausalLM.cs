@@ -70,7 +70,10 @@ public sealed class TorchCausalLM : IPrunableModel, IDisposable
 
     /// <summary>Loads a Hugging Face model folder: <c>config.json</c>, safetensors weights, and <c>tokenizer.json</c> when present.</summary>
     /// <param name="folder">The model folder.</param>
-    /// <param name="dtype">The parameter type to compute in, or null for the checkpoint's own <c>torch_dtype</c> (float32 if absent).</param>
+    /// <param name="dtype">
+    /// The parameter type to compute in, or null for automatic: the checkpoint's own <c>torch_dtype</c> (float32 if
+    /// absent) when the device computes it fast, else float32 (see <see cref="TorchPrecision"/>).
+    /// </param>
     /// <param name="device">The device, or null for the CPU.</param>
     /// <returns>The loaded model.</returns>
     /// <exception cref="CheckpointFormatException">A file of the folder is malformed; the message names it.</exception>
@@ -80,7 +83,7 @@ public sealed class TorchCausalLM : IPrunableModel, IDisposable
         if (!Directory.Exists(folder)) throw new DirectoryNotFoundException($"Model folder '{folder}' does not exist.");
         using var checkpoint = CheckpointFolder.Open(folder);
         var config = checkpoint.LoadConfig();
-        var type = dtype ?? DtypeOf(config);
+        var type = TorchPrecision.Resolve(dtype, DtypeOf(config), device);
         HfTokenizer? tokenizer = File.Exists(Path.Combine(folder, "tokenizer.json")) ? HfTokenizer.Load(folder) : null;
         var module = new LlamaForCausalLM(config, type, device);
         try
