@@ -2,6 +2,8 @@
 //   dotnet run -c Release --project samples/Pip.Benchmarks -- matmul
 //   dotnet run -c Release --project samples/Pip.Benchmarks -- perplexity [--tokens 4096] [--window 512]
 //   dotnet run -c Release --project samples/Pip.Benchmarks -- pip-round [--pairs 8] [--length 128] [--recompute]
+//   dotnet run -c Release --project samples/Pip.Benchmarks -- probe [--layers 2] [--length 128]   (per-operation timings)
+// Every mode takes --dtype float32|bfloat16 (default: bfloat16 where the CPU computes it fast, else float32).
 using System.Diagnostics;
 using Pip;
 using Pip.Checkpoints;
@@ -11,6 +13,11 @@ using Pip.Torch.Pruning;
 using static TorchSharp.torch;
 
 string mode = args.Length > 0 ? args[0] : "pip-round";
+// --dtype float32|bfloat16; default: bfloat16 where this CPU computes it fast, else float32 (see TorchPrecision).
+ScalarType dtype = Array.IndexOf(args, "--dtype") is int d and >= 0 && d + 1 < args.Length
+    ? (args[d + 1].StartsWith("bf", StringComparison.OrdinalIgnoreCase) ? ScalarType.BFloat16 : ScalarType.Float32)
+    : Pip.Torch.TorchPrecision.Resolve(null, ScalarType.BFloat16);
+int elementBytes = dtype == ScalarType.Float32 ? 4 : 2;
 int Arg(string name, int fallback) => Array.IndexOf(args, name) is int i and >= 0 && i + 1 < args.Length ? int.Parse(args[i + 1]) : fallback;
 bool Flag(string name) => args.Contains(name);
 
@@ -22,7 +29,7 @@ var config = new LlamaConfig
     TorchDtype = "bfloat16",
 };
 
-Console.WriteLine($"threads: {get_num_threads()}, cores: {Environment.ProcessorCount}");
+Console.WriteLine($"threads: {get_num_threads()}, cores: {Environment.ProcessorCount}, dtype: {dtype}");
 switch (mode)
 {
     case "matmul":
@@ -30,6 +37,21 @@ switch (mode)
         break;
     case "perplexity":
         PerplexityThroughput(Arg("--tokens", 4096), Arg("--window", 512));
+        break;
+    case "precision":
+        foreach (int n in new[] { 64, 256, 512 })
+        {
+            foreach (var t in new[] { ScalarType.Float32, ScalarType.BFloat16 })
+            {
+                using var scope = NewDisposeScope();
+                var a = ones(n, n).to_type(t);
+                a.matmul(a);
+                var sw = Stopwatch.StartNew();
+                for (int i = 0; i < 5; i++) a.matmul(a);
+                Console.WriteLine($"{t} {n}x{n}: {sw.Elapsed.TotalMilliseconds / 5:F3} ms");
+            }
+        }
+        Console.WriteLine($"TorchPrecision.IsFast(BFloat16): {Pip.Torch.TorchPrecision.IsFast(ScalarType.BFloat16)}");
         break;
     case "probe":
         Probe(Arg("--layers", 2), Arg("--length", 128));
@@ -65,9 +87,9 @@ static void Matmul()
 LlamaForCausalLM CreateModel()
 {
     var sw = Stopwatch.StartNew();
-    var model = LlamaForCausalLM.CreateRandom(config, seed: 1, dtype: ScalarType.BFloat16);
+    var model = LlamaForCausalLM.CreateRandom(config, seed: 1, dtype: dtype);
     var counts = model.CountParameters();
-    Console.WriteLine($"model: {counts.Total / 1e9:F3} B parameters, bf16 weights {counts.Total * 2 / 1e9:F2} GB, made in {sw.Elapsed.TotalSeconds:F1} s; RSS {Rss("VmRSS") / 1e9:F2} GB");
+    Console.WriteLine($"model: {counts.Total / 1e9:F3} B parameters, {dtype} weights {counts.Total * (double)elementBytes / 1e9:F2} GB, made in {sw.Elapsed.TotalSeconds:F1} s; RSS {Rss("VmRSS") / 1e9:F2} GB");
     return model;
 }
 
@@ -80,14 +102,14 @@ void PerplexityThroughput(int tokens, int window)
     var sw = Stopwatch.StartNew();
     var result = Perplexity.Evaluate(model, ids, window);
     double seconds = sw.Elapsed.TotalSeconds;
-    Console.WriteLine($"perplexity: {result.TokenCount} tokens scored in {result.Windows} windows of {window}, {seconds:F1} s, {result.TokenCount / seconds:F0} tokens/s (bf16)");
+    Console.WriteLine($"perplexity: {result.TokenCount} tokens scored in {result.Windows} windows of {window}, {seconds:F1} s, {result.TokenCount / seconds:F1} tokens/s ({dtype})");
     Console.WriteLine($"peak RSS {Rss("VmHWM") / 1e9:F2} GB");
 }
 
 void PipRound(int pairs, int length, bool recompute)
 {
     using var model = CreateModel();
-    double weightsBytes = model.CountParameters().Total * 2.0;
+    double weightsBytes = model.CountParameters().Total * (double)elementBytes;
     var rng = new Random(11);
     var groups = new List<IReadOnlyList<IReadOnlyList<int>>>();
     for (int i = 0; i < pairs; i++)
@@ -118,7 +140,7 @@ void PipRound(int pairs, int length, bool recompute)
 
 void Probe(int layers, int length)
 {
-    using var model = LlamaForCausalLM.CreateRandom(config with { NumHiddenLayers = layers }, seed: 1, dtype: ScalarType.BFloat16);
+    using var model = LlamaForCausalLM.CreateRandom(config with { NumHiddenLayers = layers }, seed: 1, dtype: dtype);
     var rng = new Random(3);
     IReadOnlyList<int> x = Enumerable.Range(0, length).Select(_ => rng.Next(config.VocabSize)).ToArray();
     using var batch = PaddedBatch.Create([x, x], model.Device);

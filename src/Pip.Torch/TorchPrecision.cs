@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Pip.Torch;
@@ -40,7 +41,8 @@ public static class TorchPrecision
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        var a32 = ones(64, 256, device: device);
+        // 256³ is big enough that thread wake-up noise does not decide, small enough to cost milliseconds even when slow.
+        var a32 = ones(256, 256, device: device);
         var b32 = ones(256, 256, device: device);
         var a = a32.to_type(type);
         var b = b32.to_type(type);
@@ -54,7 +56,7 @@ public static class TorchPrecision
     private static double Time(Action action)
     {
         double best = double.MaxValue;
-        for (int i = 0; i < 3; i++)
+        for (int i = 0; i < 5; i++)
         {
             var watch = Stopwatch.StartNew();
             action();
