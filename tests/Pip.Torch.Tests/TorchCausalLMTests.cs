@@ -119,12 +119,17 @@ public sealed class TorchCausalLMTests : IDisposable
         var bpe = new BpeTrainer(258, specialTokens: ["<s>", "</s>"]).Train([]);
         HfTokenizerWriter.WriteByteLevelBpe(first, bpe, "<s>", "</s>", addBosToken: true);
 
-        using var loaded = TorchCausalLM.Load(first);
+        using (var automatic = TorchCausalLM.Load(first))
+        {
+            automatic.Module.Dtype.Should().Be(TorchPrecision.Resolve(null, dtype), "without a requested type the stored one is used where it is fast");
+        }
+
+        using var loaded = TorchCausalLM.Load(first, dtype);
         loaded.Module.Dtype.Should().Be(dtype);
         loaded.Architecture.Should().Be("Qwen2ForCausalLM");
         loaded.SourceFolder.Should().Be(Path.GetFullPath(first));
         loaded.Save(second);
-        using var again = TorchCausalLM.Load(second);
+        using var again = TorchCausalLM.Load(second, dtype);
 
         File.ReadAllText(Path.Combine(second, "tokenizer.json")).Should().Be(File.ReadAllText(Path.Combine(first, "tokenizer.json")));
         var ids = again.Tokenize("round trip");

@@ -58,13 +58,13 @@ public sealed class PerturbationImportanceMetric : IImportanceMetric
         ArgumentNullException.ThrowIfNull(request);
         if (request.PerturbationSets.Count == 0) throw new ArgumentException("PertImport needs at least one perturbation set.", nameof(request));
         var module = TorchCausalLM.Require(request.Model, Name);
-        var originals = request.Samples.Select(s => Cut(request.Model.Tokenize(s.Text))).ToArray();
+        var originals = request.Samples.Select(s => request.Model.Tokenize(s.Text, _maxTokens)).ToArray();
         int total = request.PerturbationSets.Count * (_aggregation == PertImportAggregation.PerSampleMean ? originals.Length : 1);
         int done = 0;
         var perSet = new List<IReadOnlyList<double>>();
         foreach (var set in request.PerturbationSets)
         {
-            var twins = set.Select(p => Cut(request.Model.Tokenize(p.Text))).ToArray();
+            var twins = set.Select(p => request.Model.Tokenize(p.Text, _maxTokens)).ToArray();
             if (twins.Length != originals.Length) throw new ArgumentException("Each perturbation set must hold one twin per sample.", nameof(request));
             var groups = new List<IReadOnlyList<IReadOnlyList<int>>>();
             var signs = new List<IReadOnlyList<double>>();
@@ -90,7 +90,6 @@ public sealed class PerturbationImportanceMetric : IImportanceMetric
         return ValueTask.FromResult(new LayerScores(mean, perSet));
     }
 
-    private IReadOnlyList<int> Cut(IReadOnlyList<int> ids) => ids.Count <= _maxTokens ? ids : ids.Take(_maxTokens).ToArray();
 }
 
 /// <summary>
@@ -127,7 +126,7 @@ public sealed class GradientNormMetric : IImportanceMetric
     {
         ArgumentNullException.ThrowIfNull(request);
         var module = TorchCausalLM.Require(request.Model, Name);
-        var groups = request.Samples.Select(s => (IReadOnlyList<IReadOnlyList<int>>)[Cut(request.Model.Tokenize(s.Text))]).ToArray();
+        var groups = request.Samples.Select(s => (IReadOnlyList<IReadOnlyList<int>>)[request.Model.Tokenize(s.Text, _maxTokens)]).ToArray();
         var signs = groups.Select(_ => (IReadOnlyList<double>)[1.0]).ToArray();
         int done = 0;
         var scores = GradientScoring.MeanNormPerParameter(module, groups, signs, _norm, cancellationToken,
@@ -135,7 +134,6 @@ public sealed class GradientNormMetric : IImportanceMetric
         return ValueTask.FromResult(new LayerScores(scores));
     }
 
-    private IReadOnlyList<int> Cut(IReadOnlyList<int> ids) => ids.Count <= _maxTokens ? ids : ids.Take(_maxTokens).ToArray();
 }
 
 /// <summary>
@@ -168,7 +166,7 @@ public sealed class TaylorMetric : IImportanceMetric
     {
         ArgumentNullException.ThrowIfNull(request);
         var module = TorchCausalLM.Require(request.Model, Name);
-        var sequences = request.Samples.Select(s => request.Model.Tokenize(s.Text)).Select(ids => ids.Count <= _maxTokens ? ids : ids.Take(_maxTokens).ToArray()).ToArray();
+        var sequences = request.Samples.Select(s => request.Model.Tokenize(s.Text, _maxTokens)).ToArray();
         return ValueTask.FromResult(new LayerScores(GradientScoring.Taylor(module, sequences, cancellationToken, _recompute)));
     }
 }
@@ -240,8 +238,7 @@ public sealed class BlockInfluenceMetric : IImportanceMetric
         using var noGrad = no_grad();
         foreach (var sample in request.Samples)
         {
-            var ids = request.Model.Tokenize(sample.Text);
-            if (ids.Count > _maxTokens) ids = ids.Take(_maxTokens).ToArray();
+            var ids = request.Model.Tokenize(sample.Text, _maxTokens);
             if (ids.Count == 0) continue;
             using var scope = NewDisposeScope();
             var input = tensor(ids.Select(i => (long)i).ToArray(), [1, ids.Count], device: module.Device);
@@ -261,5 +258,16 @@ public sealed class BlockInfluenceMetric : IImportanceMetric
 
         if (tokens == 0) throw new ArgumentException("Block influence needs at least one calibration token; the samples are empty.", nameof(request));
         return ValueTask.FromResult(new LayerScores(sums.Select(s => 1.0 - s / tokens).ToArray()));
+    }
+}
+
+/// <summary>Tokenization helpers shared by the metrics.</summary>
+internal static class PrunableModelExtensions
+{
+    /// <summary>The model's token ids of a text, cut to at most <paramref name="maxTokens"/>.</summary>
+    public static IReadOnlyList<int> Tokenize(this IPrunableModel model, string text, int maxTokens)
+    {
+        var ids = model.Tokenize(text);
+        return ids.Count <= maxTokens ? ids : ids.Take(maxTokens).ToArray();
     }
 }
