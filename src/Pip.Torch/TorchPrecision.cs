@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Pip.Torch;
