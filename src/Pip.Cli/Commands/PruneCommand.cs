@@ -53,6 +53,7 @@ internal static class PruneCommand
         {
             Description = "The importance metric: pip (PIP's PertImport), gradient, taylor, magnitude, block-influence, perplexity-drop or random.",
             DefaultValueFactory = _ => TorchMetricConstants.PertImport,
+            HelpName = "NAME",
         };
         metric.AcceptOnlyFromAmong([.. TorchMetrics.AllNames]);
         var strategy = new Option<string>("--strategy")
@@ -243,6 +244,8 @@ internal static class PruneCommand
             var clock = Stopwatch.StartNew();
             var result = await pipeline.RunAsync(lm, calibrationSet, new ProgressLogger(run.Logger, originalParameters), ct).ConfigureAwait(false);
             var pruningSeconds = clock.Elapsed.TotalSeconds;
+            if (result.RemovedOriginalLayers.Count == 0)
+                run.Logger.LogWarning("No layer was removed ({Reason}): with target {Target}, the output is a copy of the model.", result.StopReason, target);
 
             // 5. Output: the model folder (with the report when it goes there) in one atomic move.
             ct.ThrowIfCancellationRequested();
