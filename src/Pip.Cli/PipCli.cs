@@ -13,7 +13,8 @@ namespace Pip.Cli;
 /// <see cref="CliContext.Out"/> (a table, or JSON with <c>--json</c>), logs and errors to standard error. Exit codes
 /// are those of <see cref="ExitCodes"/>.
 /// <para>To add a command: write <c>Commands/NameCommand.cs</c> with <c>static Command Create(CliContext)</c> that
-/// builds its options (shared ones from <c>CommonOptions</c>: --model, --out, --overwrite, --dtype, --device, --json)
+/// builds its options (shared ones from <c>CommonOptions</c>: --model, --out, --overwrite, --dtype, --device, --json;
+/// --model is optional: resolve it with <c>ModelLoading.ModelFolderOrDefault</c>, which falls back to the bundled demo model)
 /// and sets its body with <c>CommandRunner.SetBody</c> (exit codes, error messages, logging, cancellation); load
 /// models with <c>ModelLoading.Load</c>, check output folders with <c>ModelLoading.CheckOutputFolder</c>, write results
 /// with <c>ResultWriter</c>; then register it in <see cref="BuildRootCommand"/>.</para>
@@ -34,6 +35,7 @@ public static class PipCli
         root.Subcommands.Add(InspectCommand.Create(context));
         root.Subcommands.Add(EvalCommand.Create(context));
         root.Subcommands.Add(GenerateCommand.Create(context));
+        root.Subcommands.Add(PruneCommand.Create(context));
         return root;
     }
 

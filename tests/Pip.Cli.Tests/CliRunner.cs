@@ -3,8 +3,19 @@ using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Pip.Cli.Tests;
 
-/// <summary>The outcome of one in-process run of pip-prune.</summary>
-internal sealed record CliRun(int ExitCode, string Out, string Error);
+/// <summary>The outcome of one in-process run of pip-prune (with the log messages when they were captured).</summary>
+internal sealed record CliRun(int ExitCode, string Out, string Error, IReadOnlyList<string>? Logs = null);
+
+/// <summary>How to set up an in-process run: bundled defaults and a log callback.</summary>
+internal sealed record CliSetup
+{
+    public string? DefaultModelFolder { get; init; }
+
+    public string? DefaultCalibrationFile { get; init; }
+
+    /// <summary>Called synchronously with each log message (category: message).</summary>
+    public Action<string>? OnLog { get; init; }
+}
 
 /// <summary>Runs pip-prune in-process with captured output.</summary>
 internal static class CliRunner
@@ -18,6 +29,48 @@ internal static class CliRunner
         var context = new CliContext { Out = output, Error = error, LoggerFactory = _ => NullLoggerFactory.Instance };
         var code = await PipCli.RunAsync(args, context, cancellationToken);
         return new CliRun(code, output.ToString(), error.ToString());
+    }
+
+    /// <summary>Runs with bundled defaults replaced and every log message (Debug and above) captured.</summary>
+    public static async Task<CliRun> RunAsync(CliSetup setup, string[] args, CancellationToken cancellationToken = default)
+    {
+        using var output = new StringWriter();
+        using var error = new StringWriter();
+        var logs = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        var defaults = new CliContext();
+        var context = new CliContext
+        {
+            Out = output,
+            Error = error,
+            LoggerFactory = level => LoggerFactory.Create(b => b.SetMinimumLevel(LogLevel.Debug).AddProvider(new CapturingLoggerProvider(m =>
+            {
+                logs.Enqueue(m);
+                setup.OnLog?.Invoke(m);
+            }))),
+            DefaultModelFolder = setup.DefaultModelFolder ?? defaults.DefaultModelFolder,
+            DefaultCalibrationFile = setup.DefaultCalibrationFile ?? defaults.DefaultCalibrationFile,
+        };
+        var code = await PipCli.RunAsync(args, context, cancellationToken);
+        return new CliRun(code, output.ToString(), error.ToString(), [.. logs]);
+    }
+
+    private sealed class CapturingLoggerProvider(Action<string> sink) : ILoggerProvider
+    {
+        public ILogger CreateLogger(string categoryName) => new CapturingLogger(categoryName, sink);
+
+        public void Dispose()
+        {
+        }
+    }
+
+    private sealed class CapturingLogger(string category, Action<string> sink) : ILogger
+    {
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => true;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+            sink($"{category}: {formatter(state, exception)}");
     }
 }
 

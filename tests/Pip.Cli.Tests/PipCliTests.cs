@@ -17,6 +17,6 @@ public sealed class PipCliTests
         var run = await CliRunner.RunAsync("--help");
 
         run.ExitCode.Should().Be(ExitCodes.Success);
-        run.Out.Should().Contain("create-random").And.Contain("inspect").And.Contain("eval").And.Contain("generate");
+        run.Out.Should().Contain("create-random").And.Contain("inspect").And.Contain("eval").And.Contain("generate").And.Contain("prune");
     }
 }

@@ -39,7 +39,7 @@ internal static class EvalCommand
             var textFile = Path.GetFullPath(run.Require(text));
             var content = ModelLoading.ReadText(textFile, "Text file");
 
-            using var lm = ModelLoading.Load(run.Require(model), run.Get(dtype), run.Require(device), run.Logger);
+            using var lm = ModelLoading.Load(ModelLoading.ModelFolderOrDefault(run.Get(model), context), run.Get(dtype), run.Require(device), run.Logger);
             var tokenizer = ModelLoading.RequireTokenizer(lm);
             var clock = Stopwatch.StartNew();
             IReadOnlyList<int> tokens = tokenizer.Encode(content);

@@ -24,7 +24,7 @@ internal static class GenerateCommand
         };
         CommandRunner.SetBody(command, context, run =>
         {
-            using var lm = ModelLoading.Load(run.Require(model), run.Get(dtype), run.Require(device), run.Logger);
+            using var lm = ModelLoading.Load(ModelLoading.ModelFolderOrDefault(run.Get(model), context), run.Get(dtype), run.Require(device), run.Logger);
             var tokenizer = ModelLoading.RequireTokenizer(lm);
             var text = run.Require(prompt);
             var ids = tokenizer.Encode(text);

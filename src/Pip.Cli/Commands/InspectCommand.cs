@@ -22,7 +22,7 @@ internal static partial class InspectCommand
         };
         CommandRunner.SetBody(command, context, run =>
         {
-            var report = Inspect(run.Require(model));
+            var report = Inspect(ModelLoading.ModelFolderOrDefault(run.Get(model), context));
             if (run.Get(json)) ResultWriter.WriteJson(run.Out, report);
             else WriteTable(run.Out, report);
             return ExitCodes.Success;

@@ -21,6 +21,18 @@ public sealed class CliContext
     /// </summary>
     public Func<LogLevel, ILoggerFactory>? LoggerFactory { get; init; }
 
+    /// <summary>
+    /// The model folder commands use when <c>--model</c> is not given: by default <c>models/pip-demo</c> next to the
+    /// tool (copied there at build time when the repository has it). When it does not exist, <c>--model</c> is required.
+    /// </summary>
+    public string DefaultModelFolder { get; init; } = Path.Combine(AppContext.BaseDirectory, "models", "pip-demo");
+
+    /// <summary>
+    /// The calibration text <c>prune</c> uses when <c>--calibration</c> is not given: by default
+    /// <c>data/calibration/brown-sample.txt</c> next to the tool.
+    /// </summary>
+    public string DefaultCalibrationFile { get; init; } = Path.Combine(AppContext.BaseDirectory, "data", "calibration", "brown-sample.txt");
+
     /// <summary>How long a command may take to stop after Ctrl-C before the process gives up on it.</summary>
     public TimeSpan CancellationGracePeriod { get; init; } = TimeSpan.FromSeconds(30);
 

@@ -15,9 +15,12 @@ internal static partial class CommonOptions
     /// <summary>The names <c>--dtype</c> accepts, in help order.</summary>
     public static readonly IReadOnlyList<string> DtypeNames = ["float32", "bfloat16", "float16"];
 
-    /// <summary><c>--model DIR</c>: a Hugging Face model folder (required).</summary>
-    public static Option<string> Model(string description = "The model folder (Hugging Face layout: config.json, model.safetensors or shards, tokenizer.json).") =>
-        new("--model", "-m") { Description = description, Required = true, HelpName = "DIR" };
+    /// <summary>
+    /// <c>--model DIR</c>: a Hugging Face model folder; optional, the bundled demo model by default (resolve it with
+    /// <see cref="ModelLoading.ModelFolderOrDefault"/>).
+    /// </summary>
+    public static Option<string?> Model(string description = "The model folder (Hugging Face layout: config.json, model.safetensors or shards, tokenizer.json). Default: the demo model bundled with pip-prune (models/pip-demo next to the tool), when there is one.") =>
+        new("--model", "-m") { Description = description, HelpName = "DIR" };
 
     /// <summary><c>--out DIR</c>: a folder to write (required).</summary>
     public static Option<string> Out(string description) =>
@@ -31,9 +34,9 @@ internal static partial class CommonOptions
     public static Option<bool> Json() =>
         new("--json") { Description = "Write the result to standard output as one JSON object (snake_case keys) instead of a table." };
 
-    /// <summary><c>--dtype</c>, parsed to a <see cref="ScalarType"/>; null when not given.</summary>
-    public static Option<ScalarType?> Dtype(string description) =>
-        new("--dtype")
+    /// <summary><c>--dtype</c> (or another name), parsed to a <see cref="ScalarType"/>; null when not given.</summary>
+    public static Option<ScalarType?> Dtype(string description, string name = "--dtype") =>
+        new(name)
         {
             Description = description,
             HelpName = string.Join('|', DtypeNames),

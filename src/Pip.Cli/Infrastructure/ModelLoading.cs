@@ -10,6 +10,19 @@ namespace Pip.Cli.Infrastructure;
 internal static class ModelLoading
 {
     /// <summary>
+    /// The model folder to use: <paramref name="folder"/> when given, else the bundled default
+    /// (<see cref="CliContext.DefaultModelFolder"/>) when it exists.
+    /// </summary>
+    /// <exception cref="CliInputException">No folder is given and no default model is bundled.</exception>
+    public static string ModelFolderOrDefault(string? folder, CliContext context)
+    {
+        if (!string.IsNullOrWhiteSpace(folder)) return folder;
+        var bundled = context.DefaultModelFolder;
+        if (File.Exists(Path.Combine(bundled, CheckpointFolder.ConfigFileName))) return bundled;
+        throw new CliInputException($"No --model was given and no default model is bundled with this build of pip-prune (looked for '{bundled}'); pass --model DIR.");
+    }
+
+    /// <summary>
     /// Checks that a model folder exists and has a <c>config.json</c>; returns its full path.
     /// </summary>
     /// <exception cref="CliInputException">The folder or its config is missing.</exception>
