@@ -9,8 +9,9 @@ namespace Pip.Torch;
 /// <remarks>
 /// bfloat16 halves memory traffic and is about twice as fast as float32 on CPUs with native bf16 matrix instructions
 /// (AVX512-BF16, AMX) and on GPUs. On CPUs without them (AVX2-only machines, for example) libtorch falls back to a
-/// scalar bf16 kernel that is hundreds of times SLOWER than float32. <see cref="IsFast"/> measures it once per device
-/// and process with a tiny matrix product (a few milliseconds), so Pip never picks a type that cripples the machine.
+/// scalar bf16 kernel that is hundreds of times SLOWER than float32. <see cref="IsFast"/> decides once per device and
+/// process: for bf16 on a Linux CPU from the instruction-set flags, otherwise with a tiny timed matrix product (a few
+/// milliseconds), so Pip never picks a type that cripples the machine.
 /// Thread-safe.
 /// </remarks>
 public static class TorchPrecision
@@ -24,7 +25,32 @@ public static class TorchPrecision
     {
         device ??= CPU;
         if (type == ScalarType.Float32 || device.type == DeviceType.CUDA) return true;
-        return Fast.GetOrAdd((device.ToString(), type), key => Measure(type, device));
+        return Fast.GetOrAdd((device.ToString(), type), key => type == ScalarType.BFloat16 && CpuBFloat16Support() is { } known ? known : Measure(type, device));
+    }
+
+    /// <summary>
+    /// On Linux, whether the CPU has bf16 matrix instructions, read from <c>/proc/cpuinfo</c>: x86 AVX512-BF16, AMX-BF16 or
+    /// AVX-512 (oneDNN's bf16 kernels need at least AVX512BW), Arm's bf16 extension. Null where unknown; then a timing
+    /// probe decides, which a busy machine can mislead.
+    /// </summary>
+    internal static bool? CpuBFloat16Support()
+    {
+        const string cpuinfo = "/proc/cpuinfo";
+        if (!OperatingSystem.IsLinux() || !File.Exists(cpuinfo)) return null;
+        try
+        {
+            foreach (string line in File.ReadLines(cpuinfo))
+            {
+                if (!line.StartsWith("flags", StringComparison.Ordinal) && !line.StartsWith("Features", StringComparison.Ordinal)) continue;
+                var flags = line[(line.IndexOf(':', StringComparison.Ordinal) + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries).ToHashSet(StringComparer.Ordinal);
+                return flags.Contains("avx512_bf16") || flags.Contains("amx_bf16") || flags.Contains("avx512bw") || flags.Contains("bf16");
+            }
+        }
+        catch (IOException)
+        {
+        }
+
+        return null;
     }
 
     /// <summary>

@@ -19,4 +19,19 @@ public sealed class TorchPrecisionTests
         var expected = TorchPrecision.IsFast(ScalarType.BFloat16) ? ScalarType.BFloat16 : ScalarType.Float32;
         TorchPrecision.Resolve(null, ScalarType.BFloat16).Should().Be(expected);
     }
+
+    [Fact]
+    public void CpuBFloat16Support_OnLinux_FollowsTheCpuFlags()
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            TorchPrecision.CpuBFloat16Support().Should().BeNull();
+            return;
+        }
+
+        string flags = File.ReadLines("/proc/cpuinfo").First(l => l.StartsWith("flags", StringComparison.Ordinal) || l.StartsWith("Features", StringComparison.Ordinal));
+        bool expected = flags.Split(' ').Intersect(["avx512_bf16", "amx_bf16", "avx512bw", "bf16"]).Any();
+        TorchPrecision.CpuBFloat16Support().Should().Be(expected);
+        TorchPrecision.IsFast(ScalarType.BFloat16).Should().Be(expected);
+    }
 }
