@@ -76,12 +76,12 @@ var config = new LlamaConfig
 {
     Family = DecoderFamily.Llama,
     VocabSize = tokenizer.VocabSize,
-    HiddenSize = int.Parse(cli.Get("hidden") ?? "192"),
-    IntermediateSize = int.Parse(cli.Get("ffn") ?? "512"),
+    HiddenSize = int.Parse(cli.Get("hidden") ?? "128"),
+    IntermediateSize = int.Parse(cli.Get("ffn") ?? "352"),
     NumHiddenLayers = int.Parse(cli.Get("layers") ?? "12"),
     NumAttentionHeads = 8,
     NumKeyValueHeads = 4,
-    HeadDim = int.Parse(cli.Get("hidden") ?? "192") / 8,
+    HeadDim = int.Parse(cli.Get("hidden") ?? "128") / 8,
     RmsNormEps = 1e-5,
     RopeTheta = 10000,
     MaxPositionEmbeddings = 1024,
@@ -92,7 +92,7 @@ var config = new LlamaConfig
 };
 var trainSet = new PackedSequences(trainTokens, seqLen);
 var validSet = new PackedSequences(validTokens, seqLen);
-int batchSize = int.Parse(cli.Get("batch") ?? "8");
+int batchSize = int.Parse(cli.Get("batch") ?? "4");
 const long ModelSeed = 20260507;
 
 // ---- 5. Plan: measure throughput, then choose the cosine schedule's length from the time budget (kept on resume). ----
@@ -105,12 +105,13 @@ if (resume && File.Exists(planPath))
 }
 else
 {
-    double tps = Measure(config, trainSet, batchSize, log);
+    // --tps skips the probe (use it when the machine is shared and a short probe would mislead).
+    double tps = cli.Get("tps") is { } given ? double.Parse(given, System.Globalization.CultureInfo.InvariantCulture) : Measure(config, trainSet, batchSize, log);
     long tokensPerStep = (long)batchSize * seqLen;
     int steps = (int)Math.Max(50, budgetMinutes * 60 * tps * 0.9 / tokensPerStep); // ~10% for evaluations and checkpoints
     plan = new Plan(steps, Math.Max(10, steps / 20), batchSize, seqLen, tps, budgetMinutes);
     File.WriteAllText(planPath, JsonSerializer.Serialize(plan));
-    log.LogInformation("Measured {Tps:F0} tokens/s: {Steps} steps ({Tokens:N0} tokens, {Epochs:F2} epochs) fit in {Budget} minutes.",
+    log.LogInformation("Planning with {Tps:F0} tokens/s: {Steps} steps ({Tokens:N0} tokens, {Epochs:F2} epochs) fit in {Budget} minutes.",
         tps, steps, steps * tokensPerStep, steps * (double)tokensPerStep / trainSet.TargetTokenCount, budgetMinutes);
     var oldCheckpoint = Path.Combine(workDir, "checkpoint");
     if (Directory.Exists(oldCheckpoint)) Directory.Delete(oldCheckpoint, true);
@@ -129,13 +130,14 @@ var options = new TrainingOptions
     Beta1 = 0.9,
     Beta2 = 0.95,
     MaxGradientNorm = 1.0,
-    EvaluateEvery = Math.Max(10, plan.MaxSteps / 20),
-    MaxValidationSequences = 24,
+    EvaluateEvery = Math.Max(10, plan.MaxSteps / 15),
+    MaxValidationSequences = 8,
     CheckpointFolder = Path.Combine(workDir, "checkpoint"),
     CheckpointInterval = TimeSpan.FromMinutes(4),
     EarlyStoppingPatience = 5,
     EarlyStoppingMinDelta = 0.005,
     Seed = 7,
+    MaxDuration = cli.Get("max-minutes") is { } maxMinutes ? TimeSpan.FromMinutes(double.Parse(maxMinutes, System.Globalization.CultureInfo.InvariantCulture)) : null,
     LogEvery = 10,
 };
 
@@ -157,15 +159,17 @@ catch (OperationCanceledException)
 }
 
 // ---- 6. Final evaluation on the whole held-out split, the unigram baseline, the bf16 folder, plot and report. ----
-// The shipped (bf16) model is scored on the whole held-out split; the fp32 figure is the last training-time one (a subset).
+// The shipped (bf16) model and the unigram baseline are scored on the same held-out sequences (the first
+// --final-eval-seqs of the held-out split; all with 0); the fp32 figure is the last training-time one (first 8 sequences).
+int finalSeqs = int.Parse(cli.Get("final-eval-seqs") ?? "64");
+var finalSet = finalSeqs > 0 && finalSeqs < validSet.Count ? new PackedSequences(validTokens.Take(finalSeqs * seqLen + 1).ToArray(), seqLen) : validSet;
 double fp32ValidLoss = result.FinalValidationLoss ?? double.NaN;
-using (var wrapped = new TorchCausalLM(model, tokenizer, tokenizerDir))
-{
-    wrapped.Save(outDir, ScalarType.BFloat16, overwrite: true, cts.Token);
-}
+// TorchCausalLM owns (and would dispose) the module: keep the wrapper alive instead of disposing it here.
+var wrapped = new TorchCausalLM(model, tokenizer, tokenizerDir);
+wrapped.Save(outDir, ScalarType.BFloat16, overwrite: true, cts.Token);
 using var saved = TorchCausalLM.Load(outDir, ScalarType.Float32);
-double bf16ValidLoss = Evaluate(saved.Module, validSet);
-double unigramNll = UnigramNll(trainTokens, validSet, config.VocabSize);
+double bf16ValidLoss = Evaluate(saved.Module, finalSet);
+double unigramNll = UnigramNll(trainTokens, finalSet, config.VocabSize);
 
 string[] prompts = ["The history of the city", "In the morning, the children"];
 var continuations = new List<JsonObject>();
@@ -195,7 +199,8 @@ var report = new JsonObject
         ["split"] = $"line i (0-based over non-empty lines of both files in order) is held out when i % {HoldOutEvery} == {HoldOutEvery - 1}",
         ["train_lines"] = trainLines.Count, ["validation_lines"] = validLines.Count,
         ["train_tokens"] = trainTokens.Length, ["validation_tokens"] = validTokens.Length,
-        ["validation_scored_tokens"] = validSet.TargetTokenCount,
+        ["validation_scored_tokens"] = finalSet.TargetTokenCount,
+        ["validation_scored_note"] = "final model and unigram scored on the first sequences of the held-out split (tokens listed); training-time evaluations used the first 8 sequences",
         ["tokenizer"] = $"byte-level BPE, {tokenizer.VocabSize} tokens, trained on the training split; specials {Bos} {Eos}; BOS added by default; each line is {Bos} text {Eos}",
     },
     ["training"] = new JsonObject
@@ -206,7 +211,7 @@ var report = new JsonObject
         ["batch_size"] = options.BatchSize, ["sequence_length"] = seqLen, ["weight_decay"] = options.WeightDecay,
         ["betas"] = new JsonArray(options.Beta1, options.Beta2), ["max_grad_norm"] = options.MaxGradientNorm,
         ["precision"] = "float32 training, bfloat16 stored",
-        ["stop_rule"] = $"cosine schedule length chosen from a {plan.BudgetMinutes}-minute budget at the measured throughput; early stop if the best validation loss of the last {options.EarlyStoppingPatience} evaluations improves by less than {options.EarlyStoppingMinDelta} nats",
+        ["stop_rule"] = $"time limit {options.MaxDuration?.TotalMinutes.ToString() ?? "none"} minutes (machine shared with other jobs); cosine schedule length chosen from a {plan.BudgetMinutes}-minute budget at the measured throughput; early stop if the best validation loss of the last {options.EarlyStoppingPatience} evaluations improves by less than {options.EarlyStoppingMinDelta} nats",
         ["stop_reason"] = result.StopReason.ToString(),
         ["tokens_seen"] = result.TokensSeen,
         ["epochs"] = result.TokensSeen / (double)trainSet.TargetTokenCount,

@@ -79,6 +79,12 @@ public sealed class TrainingOptions : IValidatableObject
     [Range(0.0, double.MaxValue)]
     public double EarlyStoppingMinDelta { get; set; } = 0.01;
 
+    /// <summary>
+    /// Stop (gracefully: final evaluation and checkpoint) once the run's training time, resumed sessions included,
+    /// reaches this; null for no limit. The schedule is not shortened: the run simply ends early.
+    /// </summary>
+    public TimeSpan? MaxDuration { get; set; }
+
     /// <summary>The seed of data shuffling.</summary>
     public int Seed { get; set; } = 1234;
 
@@ -94,9 +100,10 @@ public sealed class TrainingOptions : IValidatableObject
         Validator.TryValidateObject(this, new ValidationContext(this), results, validateAllProperties: true);
         // TryValidateObject skips IValidatableObject when attribute errors exist; run it anyway to list everything.
         if (results.Count > 0) results.AddRange(Validate(new ValidationContext(this)));
-        if (results.Count == 0) return;
-        var lines = results.Select(r => r.ErrorMessage).Distinct().Select(m => "  - " + m);
-        throw new ValidationException($"Invalid training options ({results.Count} problem(s)):{Environment.NewLine}{string.Join(Environment.NewLine, lines)}");
+        var messages = results.Select(r => r.ErrorMessage ?? "").Distinct().ToList();
+        if (messages.Count == 0) return;
+        var lines = messages.Select(m => "  - " + m);
+        throw new ValidationException($"Invalid training options ({messages.Count} problem(s)):{Environment.NewLine}{string.Join(Environment.NewLine, lines)}");
     }
 
     /// <summary>Cross-field checks.</summary>
@@ -108,6 +115,8 @@ public sealed class TrainingOptions : IValidatableObject
             yield return new ValidationResult($"WarmupSteps ({WarmupSteps}) must be smaller than MaxSteps ({MaxSteps}).", [nameof(WarmupSteps)]);
         if (CheckpointInterval is { } interval && interval <= TimeSpan.Zero)
             yield return new ValidationResult($"CheckpointInterval ({interval}) must be positive.", [nameof(CheckpointInterval)]);
+        if (MaxDuration is { } duration && duration <= TimeSpan.Zero)
+            yield return new ValidationResult($"MaxDuration ({duration}) must be positive.", [nameof(MaxDuration)]);
         if (CheckpointFolder is null && (CheckpointEvery > 0 || CheckpointInterval is not null))
             yield return new ValidationResult("CheckpointEvery/CheckpointInterval need a CheckpointFolder.", [nameof(CheckpointFolder)]);
         if (EarlyStoppingPatience > 0 && EvaluateEvery == 0)

@@ -228,7 +228,8 @@ public sealed class CausalLMTrainer : IDisposable
     }
 
     /// <summary>
-    /// Trains until <see cref="TrainingOptions.MaxSteps"/> optimizer steps are done or the validation loss flattens.
+    /// Trains until <see cref="TrainingOptions.MaxSteps"/> optimizer steps are done, the validation loss flattens, or
+    /// <see cref="TrainingOptions.MaxDuration"/> is reached.
     /// On cancellation a checkpoint is written (when a folder is set) before <see cref="OperationCanceledException"/>.
     /// </summary>
     /// <param name="train">The training sequences.</param>
@@ -334,6 +335,19 @@ public sealed class CausalLMTrainer : IDisposable
                 {
                     _logger.LogInformation("Validation loss has flattened: stopping at step {Step}.", _step);
                     stop = TrainingStopReason.EarlyStopped;
+                    break;
+                }
+
+                if (_options.MaxDuration is { } limit && _elapsedBefore + session.Elapsed >= limit && _step < _options.MaxSteps)
+                {
+                    _logger.LogInformation("Time limit {Limit} reached at step {Step}/{Total}: stopping.", limit, _step, _options.MaxSteps);
+                    if (validation is not null && _options.EvaluateEvery > 0 && !evaluate)
+                    {
+                        var last = EvaluateLoss(validation, cancellationToken);
+                        _validation.Add(new ValidationRecord(_step, last, _tokensSeen));
+                        _logger.LogInformation("Step {Step}: validation loss {Loss:F4} (perplexity {Ppl:F1}).", _step, last, Math.Exp(last));
+                    }
+                    stop = TrainingStopReason.TimeLimit;
                     break;
                 }
 

@@ -69,6 +69,8 @@ public enum TrainingStopReason
     Completed,
     /// <summary>The validation loss flattened (early stopping).</summary>
     EarlyStopped,
+    /// <summary><see cref="Pip.Training.TrainingOptions.MaxDuration"/> was reached before the planned steps.</summary>
+    TimeLimit,
 }
 
 /// <summary>The outcome of <see cref="CausalLMTrainer.Train"/>.</summary>
