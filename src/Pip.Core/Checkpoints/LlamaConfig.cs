@@ -21,6 +21,12 @@ public enum DecoderFamily
 /// <param name="OriginalMaxPositionEmbeddings">llama3: the context length the model was trained with.</param>
 public sealed record RopeScaling(string RopeType, double Factor, double LowFreqFactor, double HighFreqFactor, int OriginalMaxPositionEmbeddings);
 
+/// <summary>The sizes of one decoder layer that width pruning can change.</summary>
+/// <param name="NumAttentionHeads">The number of query heads (<c>num_attention_heads</c>).</param>
+/// <param name="NumKeyValueHeads">The number of key/value heads (<c>num_key_value_heads</c>); divides <paramref name="NumAttentionHeads"/>.</param>
+/// <param name="IntermediateSize">The MLP width (<c>intermediate_size</c>).</param>
+public sealed record LayerShape(int NumAttentionHeads, int NumKeyValueHeads, int IntermediateSize);
+
 /// <summary>
 /// The configuration of a Llama-layout decoder (Llama, Mistral, Qwen2), as read from a Hugging Face <c>config.json</c>.
 /// </summary>
@@ -90,6 +96,74 @@ public sealed record LlamaConfig
     /// <summary>Every key of the source file, for lossless saving. Null for a config built in code.</summary>
     public JsonObject? Raw { get; init; }
 
-    /// <summary>Number of query heads that share one key/value head.</summary>
+    /// <summary>Number of query heads that share one key/value head (global value; see <see cref="ShapeOf"/>).</summary>
     public int GroupSize => NumAttentionHeads / NumKeyValueHeads;
+
+    /// <summary>
+    /// The shape of every layer, when layers differ (after width pruning), or null when every layer has
+    /// <see cref="GlobalShape"/>. Saved as the sparse <c>per_layer_config</c> of transformers (PR #45333): the layers
+    /// whose values differ from the global <c>num_attention_heads</c>, <c>num_key_value_heads</c> and
+    /// <c>intermediate_size</c> list those values. When not null, it has <see cref="NumHiddenLayers"/> entries.
+    /// </summary>
+    public IReadOnlyList<LayerShape>? LayerShapes { get; init; }
+
+    /// <summary>The global (default) layer shape: <see cref="NumAttentionHeads"/>, <see cref="NumKeyValueHeads"/>, <see cref="IntermediateSize"/>.</summary>
+    public LayerShape GlobalShape => new(NumAttentionHeads, NumKeyValueHeads, IntermediateSize);
+
+    /// <summary>Whether some layer's shape differs from <see cref="GlobalShape"/>.</summary>
+    public bool IsHeterogeneous => LayerShapes is not null && LayerShapes.Any(s => s != GlobalShape);
+
+    /// <summary>The shape of one layer: its entry of <see cref="LayerShapes"/>, or <see cref="GlobalShape"/>.</summary>
+    /// <param name="layer">The layer index, 0 … <see cref="NumHiddenLayers"/>-1.</param>
+    /// <exception cref="ArgumentOutOfRangeException">The index is not a layer.</exception>
+    /// <exception cref="InvalidOperationException"><see cref="LayerShapes"/> does not have <see cref="NumHiddenLayers"/> entries.</exception>
+    public LayerShape ShapeOf(int layer)
+    {
+        if (layer < 0 || layer >= NumHiddenLayers)
+            throw new ArgumentOutOfRangeException(nameof(layer), layer, $"The model has {NumHiddenLayers} layers.");
+        if (LayerShapes is null)
+            return GlobalShape;
+        if (LayerShapes.Count != NumHiddenLayers)
+            throw new InvalidOperationException($"The configuration lists {LayerShapes.Count} layer shapes for {NumHiddenLayers} layers.");
+        return LayerShapes[layer];
+    }
+
+    /// <summary>
+    /// A copy with the given per-layer shapes, in canonical form: if all layers have one shape, it becomes the global
+    /// shape and <see cref="LayerShapes"/> is null (a standard checkpoint); otherwise the global shape becomes the most
+    /// common one (attention heads and key/value heads chosen as a pair; ties go to the larger value), so that the
+    /// fewest layers need overrides. <see cref="HeadDim"/> is kept.
+    /// </summary>
+    /// <param name="shapes">One shape per layer (<see cref="NumHiddenLayers"/> of them); an empty list keeps the global shape.</param>
+    /// <returns>The new configuration.</returns>
+    /// <exception cref="ArgumentException">The count differs from <see cref="NumHiddenLayers"/>, or a shape is invalid.</exception>
+    public LlamaConfig WithLayerShapes(IReadOnlyList<LayerShape> shapes)
+    {
+        ArgumentNullException.ThrowIfNull(shapes);
+        if (shapes.Count != NumHiddenLayers)
+            throw new ArgumentException($"{shapes.Count} layer shapes were given for {NumHiddenLayers} layers.", nameof(shapes));
+        for (var i = 0; i < shapes.Count; i++)
+        {
+            var s = shapes[i] ?? throw new ArgumentException($"The shape of layer {i} is null.", nameof(shapes));
+            if (s.NumAttentionHeads <= 0 || s.NumKeyValueHeads <= 0 || s.IntermediateSize <= 0 || s.NumAttentionHeads % s.NumKeyValueHeads != 0)
+                throw new ArgumentException($"The shape of layer {i} is invalid: {s} (sizes must be positive and the key/value heads must divide the heads).", nameof(shapes));
+        }
+        if (shapes.Count == 0)
+            return this with { LayerShapes = null };
+
+        var heads = shapes.GroupBy(s => (s.NumAttentionHeads, s.NumKeyValueHeads))
+            .OrderByDescending(g => g.Count()).ThenByDescending(g => g.Key.NumAttentionHeads).ThenByDescending(g => g.Key.NumKeyValueHeads)
+            .First().Key;
+        var intermediate = shapes.GroupBy(s => s.IntermediateSize)
+            .OrderByDescending(g => g.Count()).ThenByDescending(g => g.Key)
+            .First().Key;
+        var global = new LayerShape(heads.NumAttentionHeads, heads.NumKeyValueHeads, intermediate);
+        return this with
+        {
+            NumAttentionHeads = global.NumAttentionHeads,
+            NumKeyValueHeads = global.NumKeyValueHeads,
+            IntermediateSize = global.IntermediateSize,
+            LayerShapes = shapes.All(s => s == global) ? null : shapes.ToArray(),
+        };
+    }
 }

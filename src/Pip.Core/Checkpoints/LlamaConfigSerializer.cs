@@ -18,6 +18,16 @@ namespace Pip.Checkpoints;
 /// transformers 5 key <c>rope_parameters</c> (which holds <c>rope_theta</c> too). A scaling of type <c>default</c>
 /// is the same as none and gives <see cref="LlamaConfig.RopeScaling"/> = null. <c>dtype</c> (transformers 5) is an
 /// alias of <c>torch_dtype</c>.</para>
+/// <para>Layers that differ (after width pruning) are described by <c>per_layer_config</c>, the format of Hugging Face
+/// transformers PR #45333 ("heterogeneous"/per-layer configurations): an object whose keys are zero-based layer
+/// indices written as decimal strings (zero-padded to equal width, so they sort numerically) and whose values hold
+/// only the attributes that differ from the global ones. Pip reads and writes the attributes
+/// <c>intermediate_size</c>, <c>num_attention_heads</c> and <c>num_key_value_heads</c>; any other override (such as
+/// <c>head_dim</c>, or a non-empty <c>skip</c>) is refused, as are indices outside the layers and a layer listed twice
+/// (<c>"1"</c> and <c>"01"</c>). The resolved shapes are <see cref="LlamaConfig.LayerShapes"/>. Writing is sparse, as
+/// transformers writes by default: layers and attributes equal to the global values are omitted, and the key is
+/// removed when no layer differs. That transformers' own <c>LlamaForCausalLM</c> builds layers of these sizes
+/// is not claimed here: its documentation notes that model code must consume the resolved per-layer configuration.</para>
 /// <para>Serializing starts from <see cref="LlamaConfig.Raw"/> (so unknown keys survive), writes the typed properties
 /// over it, and sorts keys recursively, indented by two spaces, as transformers does.</para>
 /// </remarks>
@@ -28,6 +38,10 @@ public static class LlamaConfigSerializer
         WriteIndented = true,
         Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
     };
+
+    private const string PerLayerConfigKey = "per_layer_config";
+
+    private static readonly string[] PerLayerAttributes = ["intermediate_size", "num_attention_heads", "num_key_value_heads"];
 
     private static readonly string[] Llama3Keys = ["factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings"];
 
@@ -98,6 +112,8 @@ public static class LlamaConfigSerializer
 
         var (ropeTheta, ropeScaling) = ReadRope(r);
 
+        var layerShapes = ReadPerLayerConfig(r, layers, new LayerShape(heads, kvHeads, intermediate));
+
         var rmsEps = r.OptionalDouble("rms_norm_eps") ?? 1e-6;
         if (!(rmsEps > 0) || double.IsInfinity(rmsEps))
             throw r.Error("rms_norm_eps", $"must be a positive number, found {rmsEps.ToString(CultureInfo.InvariantCulture)}");
@@ -123,6 +139,7 @@ public static class LlamaConfigSerializer
             TorchDtype = ReadDtype(r),
             BosTokenId = r.OptionalInt("bos_token_id"),
             EosTokenIds = ReadEos(r),
+            LayerShapes = layerShapes,
             Raw = (JsonObject)obj.DeepClone(),
         };
     }
@@ -149,6 +166,7 @@ public static class LlamaConfigSerializer
         SetInt(obj, "num_attention_heads", config.NumAttentionHeads);
         SetInt(obj, "num_key_value_heads", config.NumKeyValueHeads);
         SetInt(obj, "head_dim", config.HeadDim);
+        WritePerLayerConfig(obj, config);
         SetDouble(obj, "rms_norm_eps", config.RmsNormEps);
         SetInt(obj, "max_position_embeddings", config.MaxPositionEmbeddings);
         SetBool(obj, "tie_word_embeddings", config.TieWordEmbeddings);
@@ -297,6 +315,97 @@ public static class LlamaConfigSerializer
                 throw sub.Error(ropeType is not null ? "rope_type" : "type",
                     $"the rotary scaling type '{type}' is not supported (supported: 'default', 'llama3'); Pip will not silently ignore it");
         }
+    }
+
+    private static LayerShape[]? ReadPerLayerConfig(Reader r, int layers, LayerShape global)
+    {
+        var node = r.Node(PerLayerConfigKey);
+        if (node is null)
+            return null;
+        if (node is not JsonObject perLayer)
+            throw r.Error(PerLayerConfigKey, $"must be an object mapping layer indices to attribute overrides, found {Describe(node)}");
+
+        var shapes = Enumerable.Repeat(global, layers).ToArray();
+        var keyOfLayer = new Dictionary<int, string>();
+        foreach (var (key, value) in perLayer)
+        {
+            var field = $"{PerLayerConfigKey}.{key}";
+            if (key.Length == 0 || !key.All(char.IsAsciiDigit) || !int.TryParse(key, NumberStyles.None, CultureInfo.InvariantCulture, out var layer))
+                throw r.Error(field, $"the key '{key}' is not a layer index (a non-negative decimal integer)");
+            if (layer >= layers)
+                throw r.Error(field, $"layer {layer} does not exist (num_hidden_layers is {layers})");
+            if (!keyOfLayer.TryAdd(layer, key))
+                throw r.Error(field, $"layer {layer} is listed twice ('{keyOfLayer[layer]}' and '{key}')");
+            if (value is not JsonObject overrides)
+                throw r.Error(field, $"must be an object of attribute overrides, found {Describe(value)}");
+
+            var sub = new Reader(overrides, r.Path, field + ".");
+            foreach (var (attribute, attributeValue) in overrides)
+            {
+                if (attribute == "skip")
+                {
+                    if (attributeValue is null)
+                        continue;
+                    if (attributeValue is not JsonArray skipped || skipped.Any(x => x is null || x.GetValueKind() != JsonValueKind.String))
+                        throw sub.Error(attribute, $"must be a list of sub-module names, found {Describe(attributeValue)}");
+                    if (skipped.Count > 0)
+                        throw sub.Error(attribute, $"skipping sub-modules ({string.Join(", ", skipped.Select(x => x!.GetValue<string>()))}) is not supported by Pip");
+                }
+                else if (!PerLayerAttributes.Contains(attribute, StringComparer.Ordinal))
+                {
+                    throw sub.Error(attribute, $"a per-layer override of '{attribute}' is not supported (supported: {string.Join(", ", PerLayerAttributes)})");
+                }
+                else if (attributeValue is null)
+                {
+                    throw sub.Error(attribute, "must be a positive integer, found null");
+                }
+            }
+
+            var shape = new LayerShape(
+                sub.OptionalPositiveInt("num_attention_heads") ?? global.NumAttentionHeads,
+                sub.OptionalPositiveInt("num_key_value_heads") ?? global.NumKeyValueHeads,
+                sub.OptionalPositiveInt("intermediate_size") ?? global.IntermediateSize);
+            if (shape.NumAttentionHeads % shape.NumKeyValueHeads != 0)
+                throw sub.Error("num_key_value_heads", $"layer {layer}: num_attention_heads ({shape.NumAttentionHeads}) is not a multiple of num_key_value_heads ({shape.NumKeyValueHeads})");
+            shapes[layer] = shape;
+        }
+        return shapes.All(s => s == global) ? null : shapes;
+    }
+
+    private static void WritePerLayerConfig(JsonObject obj, LlamaConfig config)
+    {
+        var shapes = config.LayerShapes;
+        if (shapes is not null && shapes.Count != config.NumHiddenLayers)
+            throw new ArgumentException($"The configuration lists {shapes.Count} layer shapes for {config.NumHiddenLayers} layers.", nameof(config));
+
+        var global = config.GlobalShape;
+        var overrides = new List<(int Layer, JsonObject Values)>();
+        for (var layer = 0; shapes is not null && layer < shapes.Count; layer++)
+        {
+            var s = shapes[layer] ?? throw new ArgumentException($"The shape of layer {layer} is null.", nameof(config));
+            if (s == global)
+                continue;
+            var values = new JsonObject();
+            if (s.IntermediateSize != global.IntermediateSize)
+                values["intermediate_size"] = s.IntermediateSize;
+            if (s.NumAttentionHeads != global.NumAttentionHeads)
+                values["num_attention_heads"] = s.NumAttentionHeads;
+            if (s.NumKeyValueHeads != global.NumKeyValueHeads)
+                values["num_key_value_heads"] = s.NumKeyValueHeads;
+            overrides.Add((layer, values));
+        }
+
+        if (overrides.Count == 0)
+        {
+            obj.Remove(PerLayerConfigKey);
+            return;
+        }
+        // Zero-padded keys, as transformers writes them, so that they sort numerically.
+        var width = overrides[^1].Layer.ToString(CultureInfo.InvariantCulture).Length;
+        var perLayer = new JsonObject();
+        foreach (var (layer, values) in overrides)
+            perLayer[layer.ToString(CultureInfo.InvariantCulture).PadLeft(width, '0')] = values;
+        obj[PerLayerConfigKey] = perLayer;
     }
 
     private static void CheckTheta(Reader r, string key, double theta)

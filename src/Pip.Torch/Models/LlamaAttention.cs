@@ -17,24 +17,37 @@ namespace Pip.Torch.Models;
 public sealed class LlamaAttention : nn.Module<Tensor, RotaryCache, LayerKvCache?, Tensor>
 {
 #pragma warning disable IDE1006 // Hugging Face parameter names
-    private readonly Linear q_proj;
-    private readonly Linear k_proj;
-    private readonly Linear v_proj;
-    private readonly Linear o_proj;
+    private Linear q_proj;
+    private Linear k_proj;
+    private Linear v_proj;
+    private Linear o_proj;
 #pragma warning restore IDE1006
 
-    /// <summary>Creates the attention block with zero-filled parameters.</summary>
+    /// <summary>Creates the attention block with zero-filled parameters and the global head counts of the configuration.</summary>
     /// <param name="config">The model configuration.</param>
     /// <param name="dtype">The parameter type.</param>
     /// <param name="device">The parameter device, or null for the CPU.</param>
-    public LlamaAttention(LlamaConfig config, ScalarType dtype, Device? device = null) : base(nameof(LlamaAttention))
+    public LlamaAttention(LlamaConfig config, ScalarType dtype, Device? device = null)
+        : this(config, (config ?? throw new ArgumentNullException(nameof(config))).GlobalShape, dtype, device)
+    {
+    }
+
+    /// <summary>Creates the attention block with zero-filled parameters and the head counts of one layer.</summary>
+    /// <param name="config">The model configuration (hidden size, head width, biases).</param>
+    /// <param name="shape">The layer's shape (its query and key/value head counts are used).</param>
+    /// <param name="dtype">The parameter type.</param>
+    /// <param name="device">The parameter device, or null for the CPU.</param>
+    public LlamaAttention(LlamaConfig config, LayerShape shape, ScalarType dtype, Device? device = null) : base(nameof(LlamaAttention))
     {
         ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(shape);
+        if (shape.NumAttentionHeads <= 0 || shape.NumKeyValueHeads <= 0 || shape.NumAttentionHeads % shape.NumKeyValueHeads != 0)
+            throw new ArgumentException($"Invalid head counts {shape.NumAttentionHeads}/{shape.NumKeyValueHeads}: both must be positive and the key/value heads must divide the heads.", nameof(shape));
         HeadDim = config.HeadDim;
         var (qkvBias, oBias) = Biases(config);
         long hidden = config.HiddenSize;
-        long qWidth = (long)config.NumAttentionHeads * config.HeadDim;
-        long kvWidth = (long)config.NumKeyValueHeads * config.HeadDim;
+        long qWidth = (long)shape.NumAttentionHeads * config.HeadDim;
+        long kvWidth = (long)shape.NumKeyValueHeads * config.HeadDim;
         q_proj = ModelParts.Linear(hidden, qWidth, qkvBias, dtype, device);
         k_proj = ModelParts.Linear(hidden, kvWidth, qkvBias, dtype, device);
         v_proj = ModelParts.Linear(hidden, kvWidth, qkvBias, dtype, device);
@@ -62,6 +75,47 @@ public sealed class LlamaAttention : nn.Module<Tensor, RotaryCache, LayerKvCache
 
     /// <summary>The current number of key/value heads (from the shape of <c>k_proj</c>).</summary>
     public long NumKeyValueHeads => k_proj.weight.shape[0] / HeadDim;
+
+    /// <summary>The number of query heads that share one key/value head (<see cref="NumHeads"/> / <see cref="NumKeyValueHeads"/>).</summary>
+    public long GroupSize => NumHeads / NumKeyValueHeads;
+
+    /// <summary>
+    /// Keeps only the given key/value groups: for each kept group j (in the given order) the k/v rows of head j, the
+    /// q rows of its query heads j·G … j·G+G-1 (G = <see cref="GroupSize"/>) and the matching o_proj input columns;
+    /// biases follow their rows, o_proj's bias is kept whole. The four projections are replaced by new, smaller
+    /// <see cref="Linear"/> modules (same type, device and requires_grad) registered under the same names; the old
+    /// ones are disposed.
+    /// </summary>
+    /// <param name="keptGroups">Distinct group indices in the current numbering, at least one, checked by the caller.</param>
+    internal void KeepKeyValueGroups(IReadOnlyList<int> keptGroups)
+    {
+        var group = GroupSize;
+        var qRows = new List<long>();
+        var kvRows = new List<long>();
+        foreach (var j in keptGroups)
+        {
+            for (long h = j * group; h < (j + 1) * group; h++)
+                for (long d = 0; d < HeadDim; d++) qRows.Add(h * HeadDim + d);
+            for (long d = 0; d < HeadDim; d++) kvRows.Add(j * HeadDim + d);
+        }
+        using var noGrad = no_grad();
+        using var q = tensor(qRows.ToArray(), device: q_proj.weight!.device);
+        using var kv = tensor(kvRows.ToArray(), device: k_proj.weight!.device);
+        var (oldQ, oldK, oldV, oldO) = (q_proj, k_proj, v_proj, o_proj);
+        q_proj = ModelParts.SelectRows(oldQ, q);
+        k_proj = ModelParts.SelectRows(oldK, kv);
+        v_proj = ModelParts.SelectRows(oldV, kv);
+        o_proj = ModelParts.SelectColumns(oldO, q);
+        ClearModules();
+        register_module("q_proj", q_proj);
+        register_module("k_proj", k_proj);
+        register_module("v_proj", v_proj);
+        register_module("o_proj", o_proj);
+        oldQ.Dispose();
+        oldK.Dispose();
+        oldV.Dispose();
+        oldO.Dispose();
+    }
 
     /// <summary>Whether q/k/v and o projections have biases in a family: q/k/v for Qwen2 or Llama with attention_bias, o for Llama with attention_bias.</summary>
     internal static (bool QkvBias, bool OBias) Biases(LlamaConfig config) => config.Family switch

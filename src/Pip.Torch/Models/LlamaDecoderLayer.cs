@@ -17,15 +17,26 @@ public sealed class LlamaDecoderLayer : nn.Module<Tensor, RotaryCache, LayerKvCa
     private readonly RmsNorm post_attention_layernorm;
 #pragma warning restore IDE1006
 
-    /// <summary>Creates a layer with zero-filled projections and all-ones norms.</summary>
+    /// <summary>Creates a layer with zero-filled projections and all-ones norms, of the global shape of the configuration.</summary>
     /// <param name="config">The model configuration.</param>
     /// <param name="dtype">The parameter type.</param>
     /// <param name="device">The parameter device, or null for the CPU.</param>
-    public LlamaDecoderLayer(LlamaConfig config, ScalarType dtype, Device? device = null) : base(nameof(LlamaDecoderLayer))
+    public LlamaDecoderLayer(LlamaConfig config, ScalarType dtype, Device? device = null)
+        : this(config, (config ?? throw new ArgumentNullException(nameof(config))).GlobalShape, dtype, device)
+    {
+    }
+
+    /// <summary>Creates a layer with zero-filled projections and all-ones norms, of a given shape.</summary>
+    /// <param name="config">The model configuration.</param>
+    /// <param name="shape">This layer's head counts and MLP width (see <see cref="LlamaConfig.ShapeOf"/>).</param>
+    /// <param name="dtype">The parameter type.</param>
+    /// <param name="device">The parameter device, or null for the CPU.</param>
+    public LlamaDecoderLayer(LlamaConfig config, LayerShape shape, ScalarType dtype, Device? device = null) : base(nameof(LlamaDecoderLayer))
     {
         ArgumentNullException.ThrowIfNull(config);
-        self_attn = new LlamaAttention(config, dtype, device);
-        mlp = new LlamaMlp(config, dtype, device);
+        ArgumentNullException.ThrowIfNull(shape);
+        self_attn = new LlamaAttention(config, shape, dtype, device);
+        mlp = new LlamaMlp(config, shape.IntermediateSize, dtype, device);
         input_layernorm = new RmsNorm(config.HiddenSize, config.RmsNormEps, dtype, device);
         post_attention_layernorm = new RmsNorm(config.HiddenSize, config.RmsNormEps, dtype, device);
         RegisterComponents();
@@ -42,6 +53,9 @@ public sealed class LlamaDecoderLayer : nn.Module<Tensor, RotaryCache, LayerKvCa
 
     /// <summary>The norm before the MLP, Hugging Face name <c>post_attention_layernorm</c>.</summary>
     public RmsNorm PostAttentionLayerNorm => post_attention_layernorm;
+
+    /// <summary>The current shape of this layer, read from its weights (it follows width pruning).</summary>
+    public LayerShape Shape => new((int)self_attn.NumHeads, (int)self_attn.NumKeyValueHeads, (int)mlp.IntermediateSize);
 
     /// <summary>The number of parameters of this layer.</summary>
     public long ParameterCount => parameters().Sum(p => p.numel());

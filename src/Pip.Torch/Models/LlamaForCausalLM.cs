@@ -83,7 +83,10 @@ public sealed class LlamaForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>
         return result;
     }
 
-    /// <summary>The configuration; after <see cref="RemoveLayers"/> its <c>NumHiddenLayers</c> follows.</summary>
+    /// <summary>
+    /// The configuration; after <see cref="RemoveLayers"/> its <c>NumHiddenLayers</c> follows, and after width pruning
+    /// (<see cref="Pruning.Width.WidthPruner"/>) its head counts, MLP width and <see cref="LlamaConfig.LayerShapes"/>.
+    /// </summary>
     public LlamaConfig Config { get; private set; }
 
     /// <summary>The decoder stack, Hugging Face name <c>model</c>.</summary>
@@ -165,7 +168,18 @@ public sealed class LlamaForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>
         var keep = current.Where((_, i) => !remove.Contains(i)).ToArray();
         model.ReplaceLayers(keep);
         foreach (var i in remove) current[i].Dispose();
-        Config = Config with { NumHiddenLayers = keep.Length };
+        Config = (Config with { NumHiddenLayers = keep.Length, LayerShapes = null }).WithLayerShapes(keep.Select(l => l.Shape).ToArray());
+        return Config;
+    }
+
+    /// <summary>
+    /// Sets <see cref="Config"/> from the current layer shapes (after width pruning): a standard configuration when
+    /// all layers agree, per-layer shapes otherwise (see <see cref="LlamaConfig.WithLayerShapes"/>).
+    /// </summary>
+    /// <returns>The new configuration.</returns>
+    internal LlamaConfig SyncLayerShapes()
+    {
+        Config = Config.WithLayerShapes(model.Layers.Select(l => l.Shape).ToArray());
         return Config;
     }
 
@@ -204,7 +218,8 @@ public sealed class LlamaForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>
         if (missing.Count + unexpected.Count + mismatched.Count > 0)
         {
             var message = new StringBuilder("The weights do not match the model");
-            message.Append($" ({Config.Family}, {Config.NumHiddenLayers} layers, hidden {Config.HiddenSize}, tied embeddings: {Config.TieWordEmbeddings}).");
+            message.Append($" ({Config.Family}, {Config.NumHiddenLayers} layers, hidden {Config.HiddenSize}, tied embeddings: {Config.TieWordEmbeddings}"
+                + (Config.IsHeterogeneous ? ", per-layer shapes" : "") + ").");
             AppendList(message, "Missing", missing);
             AppendList(message, "Unexpected", unexpected);
             AppendList(message, "Shape mismatch", mismatched);

@@ -10,23 +10,60 @@ namespace Pip.Torch.Models;
 public sealed class LlamaMlp : nn.Module<Tensor, Tensor>
 {
 #pragma warning disable IDE1006 // Hugging Face parameter names
-    private readonly Linear gate_proj;
-    private readonly Linear up_proj;
-    private readonly Linear down_proj;
+    private Linear gate_proj;
+    private Linear up_proj;
+    private Linear down_proj;
 #pragma warning restore IDE1006
 
-    /// <summary>Creates the block with zero-filled parameters.</summary>
+    /// <summary>Creates the block with zero-filled parameters and the global <c>intermediate_size</c>.</summary>
     /// <param name="config">The model configuration.</param>
     /// <param name="dtype">The parameter type.</param>
     /// <param name="device">The parameter device, or null for the CPU.</param>
-    public LlamaMlp(LlamaConfig config, ScalarType dtype, Device? device = null) : base(nameof(LlamaMlp))
+    public LlamaMlp(LlamaConfig config, ScalarType dtype, Device? device = null)
+        : this(config, (config ?? throw new ArgumentNullException(nameof(config))).IntermediateSize, dtype, device)
+    {
+    }
+
+    /// <summary>Creates the block with zero-filled parameters and a given width.</summary>
+    /// <param name="config">The model configuration (hidden size, biases).</param>
+    /// <param name="intermediateSize">The intermediate width of this layer.</param>
+    /// <param name="dtype">The parameter type.</param>
+    /// <param name="device">The parameter device, or null for the CPU.</param>
+    public LlamaMlp(LlamaConfig config, int intermediateSize, ScalarType dtype, Device? device = null) : base(nameof(LlamaMlp))
     {
         ArgumentNullException.ThrowIfNull(config);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(intermediateSize);
         var bias = config.Family == DecoderFamily.Llama && config.MlpBias;
-        gate_proj = ModelParts.Linear(config.HiddenSize, config.IntermediateSize, bias, dtype, device);
-        up_proj = ModelParts.Linear(config.HiddenSize, config.IntermediateSize, bias, dtype, device);
-        down_proj = ModelParts.Linear(config.IntermediateSize, config.HiddenSize, bias, dtype, device);
+        gate_proj = ModelParts.Linear(config.HiddenSize, intermediateSize, bias, dtype, device);
+        up_proj = ModelParts.Linear(config.HiddenSize, intermediateSize, bias, dtype, device);
+        down_proj = ModelParts.Linear(intermediateSize, config.HiddenSize, bias, dtype, device);
         RegisterComponents();
+    }
+
+    /// <summary>The current intermediate width (from the shape of <c>gate_proj</c>).</summary>
+    public long IntermediateSize => gate_proj.weight!.shape[0];
+
+    /// <summary>
+    /// Keeps only the given intermediate channels (in the given order): their gate_proj and up_proj rows (and bias
+    /// entries) and their down_proj columns; down_proj's bias is kept whole. The projections are replaced by new,
+    /// smaller <see cref="Linear"/> modules registered under the same names; the old ones are disposed.
+    /// </summary>
+    /// <param name="keptChannels">Distinct channel indices in the current numbering, at least one, checked by the caller.</param>
+    internal void KeepChannels(IReadOnlyList<int> keptChannels)
+    {
+        using var noGrad = no_grad();
+        using var index = tensor(keptChannels.Select(c => (long)c).ToArray(), device: gate_proj.weight!.device);
+        var (oldGate, oldUp, oldDown) = (gate_proj, up_proj, down_proj);
+        gate_proj = ModelParts.SelectRows(oldGate, index);
+        up_proj = ModelParts.SelectRows(oldUp, index);
+        down_proj = ModelParts.SelectColumns(oldDown, index);
+        ClearModules();
+        register_module("gate_proj", gate_proj);
+        register_module("up_proj", up_proj);
+        register_module("down_proj", down_proj);
+        oldGate.Dispose();
+        oldUp.Dispose();
+        oldDown.Dispose();
     }
 
     /// <summary>The gate projection, Hugging Face name <c>gate_proj</c>.</summary>

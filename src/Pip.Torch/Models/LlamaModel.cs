@@ -26,7 +26,7 @@ public sealed class LlamaModel : nn.Module<CausalLMInput, DecoderOutput>
         Rotary = new RotaryEmbedding(config);
         embed_tokens = new TokenEmbedding(config.VocabSize, config.HiddenSize, dtype, device);
         var list = new LlamaDecoderLayer[config.NumHiddenLayers];
-        for (var i = 0; i < list.Length; i++) list[i] = new LlamaDecoderLayer(config, dtype, device);
+        for (var i = 0; i < list.Length; i++) list[i] = new LlamaDecoderLayer(config, config.ShapeOf(i), dtype, device);
         layers = new ModuleList<LlamaDecoderLayer>(list);
         _layerView = Array.AsReadOnly(list);
         norm = new RmsNorm(config.HiddenSize, config.RmsNormEps, dtype, device);
@@ -122,6 +122,20 @@ public sealed class LlamaModel : nn.Module<CausalLMInput, DecoderOutput>
         if (config.NumKeyValueHeads <= 0) problems.Add($"num_key_value_heads must be positive, got {config.NumKeyValueHeads}");
         else if (config.NumAttentionHeads % config.NumKeyValueHeads != 0)
             problems.Add($"num_attention_heads ({config.NumAttentionHeads}) must be a multiple of num_key_value_heads ({config.NumKeyValueHeads})");
+        if (config.LayerShapes is { } shapes)
+        {
+            if (shapes.Count != config.NumHiddenLayers)
+                problems.Add($"{shapes.Count} per-layer shapes were given for {config.NumHiddenLayers} layers");
+            else
+            {
+                for (var i = 0; i < shapes.Count; i++)
+                {
+                    var shape = shapes[i];
+                    if (shape is null || shape.NumAttentionHeads <= 0 || shape.NumKeyValueHeads <= 0 || shape.IntermediateSize <= 0 || shape.NumAttentionHeads % shape.NumKeyValueHeads != 0)
+                        problems.Add($"layer {i} has an invalid shape ({shape?.ToString() ?? "null"}): sizes must be positive and num_key_value_heads must divide num_attention_heads");
+                }
+            }
+        }
         if (config.HeadDim <= 0 || config.HeadDim % 2 != 0) problems.Add($"head_dim must be positive and even, got {config.HeadDim}");
         if (!(config.RmsNormEps > 0)) problems.Add($"rms_norm_eps must be positive, got {config.RmsNormEps}");
         if (!string.Equals(config.HiddenAct, "silu", StringComparison.OrdinalIgnoreCase))

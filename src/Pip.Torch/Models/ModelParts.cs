@@ -15,6 +15,26 @@ internal static class ModelParts
         return nn.Linear(weight, bias);
     }
 
+    /// <summary>A new <see cref="Linear"/> holding the given output rows of <paramref name="source"/> (weight rows and bias entries). Call under no_grad.</summary>
+    public static Linear SelectRows(Linear source, Tensor rows)
+    {
+        var weight = source.weight!;
+        var bias = source.bias;
+        return nn.Linear(
+            new Parameter(weight.detach().index_select(0, rows), weight.requires_grad),
+            bias is null ? null : new Parameter(bias.detach().index_select(0, rows), bias.requires_grad));
+    }
+
+    /// <summary>A new <see cref="Linear"/> holding the given input columns of <paramref name="source"/> and a copy of its bias. Call under no_grad.</summary>
+    public static Linear SelectColumns(Linear source, Tensor columns)
+    {
+        var weight = source.weight!;
+        var bias = source.bias;
+        return nn.Linear(
+            new Parameter(weight.detach().index_select(1, columns), weight.requires_grad),
+            bias is null ? null : new Parameter(bias.detach().clone(), bias.requires_grad));
+    }
+
     /// <summary>Checks that a type is one the model supports.</summary>
     public static void CheckDtype(ScalarType dtype)
     {
