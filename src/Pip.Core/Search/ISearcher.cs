@@ -1,6 +1,6 @@
 namespace Pip.Search;
 
-/// <summary>Proposes the next parameters to try from the trials so far.</summary>
+/// <summary>Proposes the next parameters to try from the trials so far. The built-in searchers keep no state between calls and may be shared across threads.</summary>
 public interface ISearcher
 {
     /// <summary>The space the searcher draws from; every suggestion fits it.</summary>

@@ -168,6 +168,28 @@ public class TpeSearcherTests
         }
     }
 
+    public static TheoryData<string> ExtremeOptionSets => ["no prior", "all good", "none good", "no clip, endpoints, one candidate", "independent, no prior"];
+
+    [Theory]
+    [MemberData(nameof(ExtremeOptionSets))]
+    public async Task Suggest_ExtremeOptions_StillSuggestAssignmentsInTheSpace(string set)
+    {
+        var options = new TpeSearcherOptions { Seed = 6, StartupTrials = 3 };
+        switch (set)
+        {
+            case "no prior": options.PriorWeight = 0; break;
+            case "all good": options.Gamma = n => n + 10; break;
+            case "none good": options.Gamma = _ => -5; break;
+            case "no clip, endpoints, one candidate": options.MagicClip = false; options.ConsiderEndpoints = true; options.CandidateCount = 1; break;
+            default: options.PriorWeight = 0; options.Multivariate = false; break;
+        }
+
+        var space = new SearchSpace(SearchProblems.QuadraticSpace.Parameters.Append(SearchParameter.Integer("k", 1, 64, log: true)));
+        SearchResult result = await SearchProblems.RunAsync(new TpeSearcher(space, options), p => SearchProblems.Quadratic(p) + p.GetInt32("k"), 40);
+
+        result.Trials.Should().OnlyContain(t => t.HasValue && space.Contains(t.Parameters));
+    }
+
     [Fact]
     public void Constructor_InvalidOptions_ListsEveryProblem()
     {
