@@ -73,6 +73,8 @@ internal static class CompareCommand
             Description = "The UTF-8 calibration text (samples drawn from its paragraphs). Default: the calibration sample bundled with pip-prune (data/calibration/brown-sample.txt next to the tool).",
             HelpName = "FILE",
         };
+        var unit = new Option<string>("--unit") { Description = "What a calibration unit is: a paragraph (lines between blank lines) or a non-empty line.", DefaultValueFactory = _ => "paragraph" };
+        unit.AcceptOnlyFromAmong("paragraph", "line");
         var samples = new Option<int>("--samples") { Description = "Number of calibration samples (the same for every method).", DefaultValueFactory = _ => CalibrationConstants.DefaultSampleCount, HelpName = "N" }.AtLeast(1);
         var seed = new Option<int>("--seed") { Description = "The seed of the sample choice, the perturbations and random scores.", DefaultValueFactory = _ => PipelineConstants.DefaultSeed };
         var window = new Option<int>("--window")
@@ -81,6 +83,12 @@ internal static class CompareCommand
             DefaultValueFactory = _ => CorpusWindowing.DefaultWindow,
             HelpName = "N",
         }.AtLeast(2);
+        var batchSize = new Option<int>("--batch-size")
+        {
+            Description = "Most perplexity windows, or zero-shot requests, per forward pass (the results do not depend on it beyond rounding).",
+            DefaultValueFactory = _ => 8,
+            HelpName = "N",
+        }.AtLeast(1);
         var sets = new Option<int>("--sets") { Description = "Perturbation sets per round of PIP (the consistency discriminator needs 2 or more).", DefaultValueFactory = _ => PipelineConstants.DefaultPerturbationSets, HelpName = "N" }.AtLeast(1);
         var maxTokens = new Option<int>("--max-tokens")
         {
@@ -95,7 +103,7 @@ internal static class CompareCommand
 
         var command = new Command("compare", "Prune a model with several methods at several ratios and compare them (perplexity, zero-shot accuracy, layer importance): PIP's Table 2.")
         {
-            model, output, methods, ratios, wikitext, ptb, ptbJoin, tasks, maxItems, calibration, samples, seed, window, sets, maxTokens, dtype, device, overwrite, json,
+            model, output, methods, ratios, wikitext, ptb, ptbJoin, tasks, maxItems, calibration, unit, samples, seed, window, batchSize, sets, maxTokens, dtype, device, overwrite, json,
         };
         CommandRunner.SetBody(command, context, async run =>
         {
@@ -114,7 +122,8 @@ internal static class CompareCommand
                 PerturbationSets = run.Require(sets),
                 MaxTokens = run.Require(maxTokens),
                 PtbSeparator = run.Require(ptbJoin) == "space" ? PerplexityDatasets.GptqPtbSeparator : PerplexityDatasets.LlmPrunerPtbSeparator,
-                Windowing = new CorpusWindowing { Window = run.Require(window) },
+                Windowing = new CorpusWindowing { Window = run.Require(window), BatchSize = run.Require(batchSize) },
+                ZeroShotBatchSize = run.Require(batchSize),
                 MaxItems = run.Get(maxItems),
                 Dtype = run.Get(dtype),
                 Device = CommonOptions.CheckDevice(run.Require(device)),
@@ -150,7 +159,12 @@ internal static class CompareCommand
                 throw new CliInputException($"{errors.Count} invalid option(s):{Environment.NewLine}  " + string.Join(Environment.NewLine + "  ", errors));
 
             // 2. Calibration samples (the same set for every method).
-            var calibrationSet = CalibrationSet.Load(calibrationFile, new CalibrationOptions { SampleCount = run.Require(samples), Seed = options.Seed }, ct);
+            var calibrationSet = CalibrationSet.Load(calibrationFile, new CalibrationOptions
+            {
+                SampleCount = run.Require(samples),
+                Seed = options.Seed,
+                Unit = run.Require(unit) == "line" ? CalibrationUnit.Line : CalibrationUnit.Paragraph,
+            }, ct);
             run.Logger.LogInformation("Comparing {Methods} at ratios {Ratios} on {Model}: {Runs} pruning runs, each on a fresh copy of the model.",
                 string.Join(", ", options.Methods.Select(m => m.Key)), string.Join(", ", options.Ratios.Select(r => r.ToString(CultureInfo.InvariantCulture))),
                 modelFolder, options.Methods.Count * options.Ratios.Count);

@@ -162,7 +162,7 @@ public static class Comparison
                 AverageAccuracy = evaluation.Average,
                 EvaluationSeconds = clock.Elapsed.TotalSeconds,
             };
-            ComparisonLog.RunCompleted(logger, 0, runCount - 1, DenseName, "-", "-", Describe(evaluation));
+            ComparisonLog.DenseCompleted(logger, runCount - 1, Describe(evaluation));
             progress?.Report(new ComparisonProgress(0, runCount, DenseName, null, ComparisonStage.RunCompleted, null, 1, 1, dense));
         }
 
@@ -419,6 +419,9 @@ internal static partial class ComparisonLog
 
     [LoggerMessage(EventId = 6, Level = LogLevel.Information, Message = "Run 0/{Runs}: evaluating the dense model (then {Methods} methods x {Ratios} ratios, each on a fresh copy).")]
     public static partial void DenseStarting(ILogger logger, int runs, int methods, int ratios);
+
+    [LoggerMessage(EventId = 7, Level = LogLevel.Information, Message = "Run 0/{Runs}: the dense model: {Results}.")]
+    public static partial void DenseCompleted(ILogger logger, int runs, string results);
 
     [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "Run {Run}/{Runs}: {Method} ({Metric}, {Strategy}) at ratio {Ratio}.")]
     public static partial void RunStarting(ILogger logger, int run, int runs, string method, string metric, string strategy, string ratio);

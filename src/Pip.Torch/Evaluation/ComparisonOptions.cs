@@ -84,7 +84,7 @@ public sealed class ComparisonOptions
     /// <summary>Which accuracy tables show and average. Default <see cref="ShownAccuracy.AccNormWhereReported"/>.</summary>
     public ShownAccuracy ShownAccuracy { get; set; } = ShownAccuracy.AccNormWhereReported;
 
-    /// <summary>The most zero-shot requests per forward pass. Default 8.</summary>
+    /// <summary>The most zero-shot requests per forward pass. Default 8. (Perplexity windows per pass: <see cref="CorpusWindowing.BatchSize"/>.)</summary>
     public int ZeroShotBatchSize { get; set; } = 8;
 
     /// <summary>The longest zero-shot input, or null for the model's <c>max_position_embeddings</c>.</summary>
