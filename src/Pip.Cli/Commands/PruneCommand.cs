@@ -335,37 +335,8 @@ internal static class PruneCommand
     /// Cuts each sample at a word boundary so that it tokenizes to at most <paramref name="maxTokens"/> tokens: the
     /// metric would cut the tokens anyway, and a perturbation edit past the cut would be invisible to it.
     /// </summary>
-    internal static CalibrationSet FitToTokens(CalibrationSet set, IPrunableModel model, int maxTokens)
-    {
-        var fitted = set.Samples.Select(s => new CalibrationSample(s.Index, Fit(s.Text))).ToArray();
-        return new CalibrationSet(fitted, set.SourcePath);
-
-        string Fit(string text)
-        {
-            if (model.Tokenize(text).Count <= maxTokens) return text;
-            // Word ends: the prefixes that can be kept. Binary search for the longest that fits.
-            var ends = new List<int>();
-            for (int i = 1; i < text.Length; i++)
-            {
-                if (char.IsWhiteSpace(text[i]) && !char.IsWhiteSpace(text[i - 1])) ends.Add(i);
-            }
-
-            int lo = 0, hi = ends.Count - 1, best = -1;
-            while (lo <= hi)
-            {
-                int mid = (lo + hi) / 2;
-                if (model.Tokenize(text[..ends[mid]]).Count <= maxTokens)
-                {
-                    best = mid;
-                    lo = mid + 1;
-                }
-                else hi = mid - 1;
-            }
-
-            // Even the first word is too long: keep it; the metric cuts its tokens.
-            return best < 0 ? (ends.Count > 0 ? text[..ends[0]] : text) : text[..ends[best]];
-        }
-    }
+    internal static CalibrationSet FitToTokens(CalibrationSet set, IPrunableModel model, int maxTokens) =>
+        Pip.Torch.Evaluation.Comparison.FitCalibrationToTokens(set, model, maxTokens);
 
     private static PruneResult Summarize(PruningReport r, string model, string output, string reportFile, string calibrationFile, string saveDtype,
         double pruningSeconds, double saveSeconds, double totalSeconds)
