@@ -31,7 +31,6 @@ internal static class CompareCommand
 
     public static Command Create(CliContext context)
     {
-        _ = context;
         var model = new Option<string?>("--model", "-m")
         {
             Description = "The model folder (Hugging Face layout with tokenizer.json). Default: the demo model bundled with pip-prune (models/pip-demo next to the tool), when there is one.",
@@ -113,8 +112,8 @@ internal static class CompareCommand
             // 1. Paths and options, before anything slow; every problem at once.
             var overwriting = run.Get(overwrite);
             var outFolder = ModelLoading.CheckOutputFolder(run.Require(output), overwriting);
-            var modelFolder = ModelLoading.RequireModelFolder(run.Get(model) ?? DefaultModelFolder());
-            var calibrationFile = CalibrationFile(run.Get(calibration));
+            var modelFolder = ModelLoading.RequireModelFolder(ModelLoading.ModelFolderOrDefault(run.Get(model), context));
+            var calibrationFile = ModelLoading.CalibrationFileOrDefault(run.Get(calibration), context);
             var errors = new List<string>();
             var options = new ComparisonOptions
             {
@@ -253,29 +252,6 @@ internal static class CompareCommand
         }
 
         Directory.Delete(old, recursive: true);
-    }
-
-    private static string DefaultModelFolder()
-    {
-        var bundled = Path.Combine(AppContext.BaseDirectory, "models", "pip-demo");
-        if (File.Exists(Path.Combine(bundled, Pip.Checkpoints.CheckpointFolder.ConfigFileName))) return bundled;
-        throw new CliInputException($"No --model was given and no default model is bundled with this build of pip-prune (looked for '{bundled}'); pass --model DIR.");
-    }
-
-    private static string CalibrationFile(string? file)
-    {
-        if (file is null)
-        {
-            var bundled = Path.Combine(AppContext.BaseDirectory, "data", "calibration", "brown-sample.txt");
-            if (!File.Exists(bundled))
-                throw new CliInputException($"No --calibration was given and no calibration text is bundled with this build of pip-prune (looked for '{bundled}'); pass --calibration FILE.");
-            return bundled;
-        }
-
-        var full = Path.GetFullPath(file);
-        if (!File.Exists(full))
-            throw new CliInputException(Directory.Exists(full) ? $"Calibration file '{full}' is a folder, not a file." : $"Calibration file '{full}' does not exist.");
-        return full;
     }
 
     private static string RequireFile(string file, string option, string what, List<string> errors)

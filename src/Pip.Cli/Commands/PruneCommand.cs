@@ -136,7 +136,7 @@ internal static class PruneCommand
             var modelFolder = ModelLoading.RequireModelFolder(ModelLoading.ModelFolderOrDefault(run.Get(model), context));
             if (string.Equals(modelFolder, outFolder, StringComparison.Ordinal))
                 throw new CliInputException($"Output folder '{outFolder}' is the model folder; write the pruned model to another folder.");
-            var calibrationFile = CalibrationFileOrDefault(run.Get(calibration), context);
+            var calibrationFile = ModelLoading.CalibrationFileOrDefault(run.Get(calibration), context);
 
             // 2. Every option, validated together.
             var metricName = run.Require(metric);
@@ -279,22 +279,6 @@ internal static class PruneCommand
             return ExitCodes.Success;
         });
         return command;
-    }
-
-    /// <summary>The calibration file to use: the given one, else the bundled sample; it must exist.</summary>
-    private static string CalibrationFileOrDefault(string? file, CliContext context)
-    {
-        if (file is null)
-        {
-            if (!File.Exists(context.DefaultCalibrationFile))
-                throw new CliInputException($"No --calibration was given and no calibration text is bundled with this build of pip-prune (looked for '{context.DefaultCalibrationFile}'); pass --calibration FILE.");
-            return Path.GetFullPath(context.DefaultCalibrationFile);
-        }
-
-        var full = Path.GetFullPath(file);
-        if (!File.Exists(full))
-            throw new CliInputException(Directory.Exists(full) ? $"Calibration file '{full}' is a folder, not a file." : $"Calibration file '{full}' does not exist.");
-        return full;
     }
 
     /// <summary>Refuses a report path that would clobber something: a folder, a model file, or an existing file without --overwrite.</summary>

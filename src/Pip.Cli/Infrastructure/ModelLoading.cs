@@ -22,6 +22,23 @@ internal static class ModelLoading
         throw new CliInputException($"No --model was given and no default model is bundled with this build of pip-prune (looked for '{bundled}'); pass --model DIR.");
     }
 
+    /// <summary>The calibration file to use: the given one, else the bundled sample; it must exist.</summary>
+    /// <exception cref="CliInputException">The file is missing, or no file is given and no sample is bundled.</exception>
+    public static string CalibrationFileOrDefault(string? file, CliContext context)
+    {
+        if (file is null)
+        {
+            if (!File.Exists(context.DefaultCalibrationFile))
+                throw new CliInputException($"No --calibration was given and no calibration text is bundled with this build of pip-prune (looked for '{context.DefaultCalibrationFile}'); pass --calibration FILE.");
+            return Path.GetFullPath(context.DefaultCalibrationFile);
+        }
+
+        var full = Path.GetFullPath(file);
+        if (!File.Exists(full))
+            throw new CliInputException(Directory.Exists(full) ? $"Calibration file '{full}' is a folder, not a file." : $"Calibration file '{full}' does not exist.");
+        return full;
+    }
+
     /// <summary>
     /// Checks that a model folder exists and has a <c>config.json</c>; returns its full path.
     /// </summary>
