@@ -2,6 +2,7 @@ using Pip.Checkpoints;
 using Pip.Tokenization;
 using Pip.Torch.Checkpoints;
 using Pip.Torch.Models;
+using Pip.Torch.Pruning;
 using static TorchSharp.torch;
 
 namespace Pip.Torch;
@@ -157,17 +158,16 @@ public sealed class TorchCausalLM : IPrunableModel, IDisposable
             cancellationToken.ThrowIfCancellationRequested();
             if (sequence.Count < 2) continue;
             using var scope = NewDisposeScope();
-            var ids = tensor(sequence.Select(i => (long)i).ToArray(), [1, sequence.Count], device: Module.Device);
+            using var batch = PaddedBatch.Create([sequence], Module.Device);
             using var rope = Module.ComputeRotary(sequence.Count);
-            var hidden = Module.Embed(ids);
+            var hidden = Module.Embed(batch.Ids);
             for (int l = 0; l < Module.Layers.Count; l++)
             {
                 if (skipLayers is null || !skipLayers.Contains(l)) hidden = Module.Layers[l].call(hidden, rope);
             }
 
-            var logProbs = Module.LmHead(Module.FinalNorm(hidden))[0, ..^1].to_type(ScalarType.Float32).log_softmax(-1);
-            var targets = ids[0, 1..].unsqueeze(-1);
-            nll -= logProbs.gather(-1, targets).sum().item<float>();
+            // The sequence's mean NLL, weighted by its token count: the result is the mean over all tokens.
+            nll += batch.SequenceLosses(Module.LmHead(Module.FinalNorm(hidden))).item<float>() * (double)(sequence.Count - 1);
             tokens += sequence.Count - 1;
         }
 
