@@ -123,7 +123,7 @@ void PipRound(int pairs, int length, bool recompute)
     }
 
     var signs = groups.Select(_ => (IReadOnlyList<double>)[1.0, -1.0]).ToArray();
-    var norm = new L2();
+    var norm = Norms.L2;
     GradientScoring.MeanNormPerParameter(model, groups.Take(1).ToArray(), signs.Take(1).ToArray(), norm, CancellationToken.None, recompute: recompute); // warm-up
     var sw = Stopwatch.StartNew();
     var scores = GradientScoring.MeanNormPerParameter(model, groups, signs, norm, CancellationToken.None, recompute: recompute);
@@ -193,12 +193,4 @@ static double Rss(string key)
     }
 
     return double.NaN;
-}
-
-sealed class L2 : INormAggregator
-{
-    public string Name => "L2";
-    public double Order => 2;
-    public double Combine(ReadOnlySpan<double> partNorms) { double s = 0; foreach (var n in partNorms) s += n * n; return Math.Sqrt(s); }
-    public double Compute(ReadOnlySpan<float> values) { double s = 0; foreach (var v in values) s += (double)v * v; return Math.Sqrt(s); }
 }
