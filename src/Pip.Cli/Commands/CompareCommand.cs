@@ -63,7 +63,7 @@ internal static class CompareCommand
         ptbJoin.AcceptOnlyFromAmong([.. PtbJoinNames]);
         var tasks = new Option<string?>("--tasks")
         {
-            Description = $"Comma-separated zero-shot tasks as NAME=FILE (JSONL), NAME one of {string.Join(", ", ZeroShotTasks.All.Select(ZeroShotTasks.Name))}.",
+            Description = $"Comma-separated zero-shot tasks as FORMAT=FILE (JSONL), FORMAT one of {string.Join(", ", ZeroShotTasks.All.Select(ZeroShotTasks.Name))}; LABEL:FORMAT=FILE names a task of your own written in that format (tables show LABEL).",
             HelpName = "NAME=FILE,...",
         };
         var maxItems = new Option<int?>("--max-items") { Description = "Evaluate only the first N items of each task.", HelpName = "N" }.AtLeast(1);
@@ -283,14 +283,22 @@ internal static class CompareCommand
             var parts = item.Split('=', 2, StringSplitOptions.TrimEntries);
             if (parts.Length != 2 || parts[0].Length == 0 || parts[1].Length == 0)
             {
-                errors.Add($"--tasks: '{item}' is not NAME=FILE.");
+                errors.Add($"--tasks: '{item}' is not FORMAT=FILE or LABEL:FORMAT=FILE.");
+                continue;
+            }
+
+            var head = parts[0].Split(':', 2, StringSplitOptions.TrimEntries);
+            string? label = head.Length == 2 ? head[0] : null;
+            if (label is { Length: 0 })
+            {
+                errors.Add($"--tasks: '{item}' has an empty LABEL before ':'.");
                 continue;
             }
 
             ZeroShotTaskKind kind;
             try
             {
-                kind = ZeroShotTasks.Parse(parts[0]);
+                kind = ZeroShotTasks.Parse(head[^1]);
             }
             catch (ArgumentException e)
             {
@@ -298,7 +306,7 @@ internal static class CompareCommand
                 continue;
             }
 
-            tasks.Add(new ZeroShotTaskFile(kind, RequireFile(parts[1], "--tasks", $"{ZeroShotTasks.Name(kind)} file", errors)));
+            tasks.Add(new ZeroShotTaskFile(kind, RequireFile(parts[1], "--tasks", $"{label ?? ZeroShotTasks.Name(kind)} file", errors), label));
         }
 
         return tasks;

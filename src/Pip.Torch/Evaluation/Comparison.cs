@@ -342,10 +342,11 @@ public static class Comparison
     private static (MultipleChoiceTask Task, string Path) LoadTask(ZeroShotTaskFile file, int? maxItems)
     {
         var full = Path.GetFullPath(file.Path);
-        var name = ZeroShotTasks.Name(file.Kind);
+        var name = file.DisplayName;
         if (Directory.Exists(full)) throw new FileNotFoundException($"Task file '{full}' ({name}) is a folder; pass the JSONL file itself.", full);
         if (!File.Exists(full)) throw new FileNotFoundException($"Task file '{full}' ({name}) does not exist.", full);
-        return (ZeroShotTasks.Load(file.Kind, full, maxItems), full);
+        var task = ZeroShotTasks.Load(file.Kind, full, maxItems);
+        return (file.Label is null ? task : task with { Name = name }, full);
     }
 
     private sealed record Evaluation(IReadOnlyList<DatasetPerplexity> Perplexity, IReadOnlyList<TaskAccuracy> Tasks, double? Average);

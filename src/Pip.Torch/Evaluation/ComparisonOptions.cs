@@ -11,9 +11,15 @@ namespace Pip.Torch.Evaluation;
 public sealed record PerplexityDatasetFile(string Name, string Path);
 
 /// <summary>A zero-shot task file (JSONL) of a comparison.</summary>
-/// <param name="Kind">The task.</param>
+/// <param name="Kind">The task's format: decides how the file is read and scored (lm-evaluation-harness's task of that name).</param>
 /// <param name="Path">The file.</param>
-public sealed record ZeroShotTaskFile(ZeroShotTaskKind Kind, string Path);
+/// <param name="Label">The name tables show; <see langword="null"/> for the format's name (<see cref="ZeroShotTasks.Name"/>). Give one when the
+/// file is not the public task but a task of your own written in its format.</param>
+public sealed record ZeroShotTaskFile(ZeroShotTaskKind Kind, string Path, string? Label = null)
+{
+    /// <summary>The name tables show: <see cref="Label"/>, or the format's name.</summary>
+    public string DisplayName => string.IsNullOrWhiteSpace(Label) ? ZeroShotTasks.Name(Kind) : Label;
+}
 
 /// <summary>Which accuracy of a task tables show (JSON always holds both).</summary>
 public enum ShownAccuracy
@@ -166,7 +172,7 @@ public sealed class ComparisonOptions
         else
         {
             if (Tasks.Any(t => t is null || string.IsNullOrWhiteSpace(t.Path))) errors.Add("Tasks: every task needs a file.");
-            var repeated = Tasks.Where(t => t is not null).GroupBy(t => t.Kind).Where(g => g.Count() > 1).Select(g => ZeroShotTasks.Name(g.Key)).ToArray();
+            var repeated = Tasks.Where(t => t is not null).GroupBy(t => t.DisplayName, StringComparer.Ordinal).Where(g => g.Count() > 1).Select(g => g.Key).ToArray();
             if (repeated.Length > 0) errors.Add($"Tasks: each task once; repeated: {string.Join(", ", repeated)}.");
         }
 

@@ -1,5 +1,7 @@
 using System.Text.Json;
 using Pip.Cli.Tests.Infrastructure;
+using Pip.Cli.Commands;
+using Pip.Evaluation;
 
 namespace Pip.Cli.Tests.Commands;
 
@@ -111,7 +113,29 @@ public sealed class CompareCommandTests : IDisposable
         run.Error.Should().Contain("--methods: Unknown method 'shortgpt'")
             .And.Contain("--ratios: '1.5' is not a number in (0, 1).").And.Contain("--ratios: 'x' is not a number in (0, 1).")
             .And.Contain($"--ptb: PTB file '{missing}' does not exist.")
-            .And.Contain("--tasks: Unknown task 'squad'").And.Contain("--tasks: 'piqa' is not NAME=FILE.");
+            .And.Contain("--tasks: Unknown task 'squad'").And.Contain("--tasks: 'piqa' is not FORMAT=FILE or LABEL:FORMAT=FILE.");
+    }
+
+    [Fact]
+    public void ParseTasks_LabelBeforeFormat_KeepsLabelAndFormat()
+    {
+        var errors = new List<string>();
+
+        var tasks = CompareCommand.ParseTasks($"endings:openbookqa={BoolQ}, boolq={BoolQ}", errors);
+
+        errors.Should().BeEmpty();
+        tasks.Select(t => (t.Kind, t.Label, t.DisplayName)).Should().Equal(
+            (ZeroShotTaskKind.OpenBookQA, "endings", "endings"), (ZeroShotTaskKind.BoolQ, (string?)null, "boolq"));
+    }
+
+    [Fact]
+    public void ParseTasks_EmptyLabel_ReportsTheItem()
+    {
+        var errors = new List<string>();
+
+        CompareCommand.ParseTasks($":boolq={BoolQ}", errors);
+
+        errors.Should().ContainSingle().Which.Should().Contain("empty LABEL");
     }
 
     [Fact]

@@ -47,6 +47,30 @@ public sealed class ComparisonTests(ComparisonFixture fixture) : IClassFixture<C
     }
 
     [Fact]
+    public async Task RunAsync_LabelledTaskFile_RowsShowTheLabel()
+    {
+        var options = Options(ComparisonMethods.ShortGpt);
+        options.PerplexityDatasets = [];
+        options.Tasks = [new ZeroShotTaskFile(ZeroShotTaskKind.BoolQ, fixture.BoolQFile, "my-yes-no")];
+
+        var result = await Comparison.RunAsync(fixture.ModelFolder, ComparisonFixture.Calibration, options);
+
+        result.Dense.Tasks.Single().Task.Should().Be("my-yes-no");
+        result.Rows.Single().Tasks.Single().Task.Should().Be("my-yes-no");
+    }
+
+    [Fact]
+    public void Validate_SameLabelTwice_ReportsTheRepeat()
+    {
+        var options = Options(ComparisonMethods.ShortGpt);
+        options.Tasks = [new ZeroShotTaskFile(ZeroShotTaskKind.BoolQ, fixture.BoolQFile, "x"), new ZeroShotTaskFile(ZeroShotTaskKind.Piqa, fixture.BoolQFile, "x")];
+
+        var act = () => options.Validate();
+
+        act.Should().Throw<Exception>().WithMessage("*repeated: x*");
+    }
+
+    [Fact]
     public async Task RunAsync_TwoMethodsOneRatio_RowsMatchDirectPrunesAndEvaluations()
     {
         var progress = new List<ComparisonProgress>();
