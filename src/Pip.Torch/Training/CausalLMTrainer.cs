@@ -22,7 +22,7 @@ namespace Pip.Torch.Training;
 /// <para>The parameters are trained in their own type; train in float32 (the master weights) and convert when saving.
 /// Only parameters with <c>requires_grad</c> are trained (freeze others before creating the trainer).</para>
 /// <para>The data order is a seeded permutation per epoch, so the whole run state is (step, epoch, position in epoch,
-/// weights, optimizer moments): a run resumed from a checkpoint (<see cref="TryResume"/>) makes exactly the same steps
+/// weights, optimizer moments, and each hook's own state, see <see cref="ITrainingHook.SaveState"/>): a run resumed from a checkpoint (<see cref="TryResume"/>) makes exactly the same steps
 /// as an uninterrupted one, provided the loss is deterministic. Checkpoints are written to a temporary folder and then
 /// moved over the previous one.</para>
 /// </remarks>
@@ -211,6 +211,8 @@ public sealed class CausalLMTrainer : IDisposable
         {
             throw new InvalidDataException($"'{optimizerPath}' does not match this model's trained parameters: {e.Message}", e);
         }
+
+        foreach (var hook in _hooks) hook.LoadState(folder);
 
         _step = state.Step;
         _epoch = state.Epoch;
@@ -420,6 +422,7 @@ public sealed class CausalLMTrainer : IDisposable
         var state = new CheckpointState(FormatVersion, _step, _epoch, _position, _tokensSeen, (_elapsedBefore + sessionElapsed).TotalSeconds,
             _resumedFingerprint ?? Fingerprint(null), _history.ToList(), _validation.ToList());
         File.WriteAllText(Path.Combine(temp, StateFile), JsonSerializer.Serialize(state, JsonOptions));
+        foreach (var hook in _hooks) hook.SaveState(temp);
 
         if (Directory.Exists(old)) Directory.Delete(old, recursive: true);
         if (Directory.Exists(folder)) Directory.Move(folder, old);

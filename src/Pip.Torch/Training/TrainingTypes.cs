@@ -27,6 +27,22 @@ public interface ITrainingHook
     /// <summary>After the optimizer update (e.g. to re-apply a pruning mask).</summary>
     /// <param name="context">The step.</param>
     void OnStepCompleted(TrainingStepContext context) { }
+
+    /// <summary>
+    /// Writes the hook's own state (e.g. pruning scores and masks) into a checkpoint folder being written, so that a
+    /// resumed run continues the same way. Called by <see cref="CausalLMTrainer"/> for every checkpoint, after the
+    /// weights and optimizer state; use file names that other hooks do not use.
+    /// </summary>
+    /// <param name="checkpointFolder">The (temporary) checkpoint folder.</param>
+    void SaveState(string checkpointFolder) { }
+
+    /// <summary>
+    /// Reads back what <see cref="SaveState"/> wrote, when <see cref="CausalLMTrainer.TryResume"/> loads a checkpoint
+    /// (after the weights and optimizer state). Throw <see cref="InvalidDataException"/> naming the file when it is
+    /// missing or does not match the hook's settings.
+    /// </summary>
+    /// <param name="checkpointFolder">The checkpoint folder.</param>
+    void LoadState(string checkpointFolder) { }
 }
 
 /// <summary>What a hook sees of the current step.</summary>
