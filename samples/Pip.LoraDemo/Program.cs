@@ -3,7 +3,7 @@
 // them, and measures a third time.
 //
 //   dotnet run -c Release --project samples/Pip.LoraDemo -- --train ../../shared/data/corpus/brown.txt
-//       [--heldout FILE] [--model models/pip-demo] [--remove 5,6] [--rank 8] [--alpha 16] [--steps 200] [--lr 1e-3]
+//       [--heldout FILE] [--model models/pip-demo] [--remove 4,5,6,7] [--rank 8] [--alpha 16] [--steps 200] [--lr 1e-3]
 //       [--seq 128] [--batch 8] [--max-lines 6000] [--eval-tokens 16384] [--minutes 2] [--out DIR]
 //
 // Without --heldout, every 50th non-empty line of --train is held out (the split Pip.TrainDemo used, so for the demo
@@ -20,7 +20,7 @@ using static TorchSharp.torch;
 var options = Args.Parse(args);
 if (options.Get("train") is not { } trainPath)
 {
-    Console.Error.WriteLine("usage: Pip.LoraDemo --train FILE [--heldout FILE] [--model DIR] [--remove 5,6] [--rank 8] [--alpha 16] [--steps 200] [--lr 1e-3] [--seq 128] [--batch 8] [--max-lines 6000] [--eval-tokens 16384] [--minutes 2] [--out DIR]");
+    Console.Error.WriteLine("usage: Pip.LoraDemo --train FILE [--heldout FILE] [--model DIR] [--remove 4,5,6,7] [--rank 8] [--alpha 16] [--steps 200] [--lr 1e-3] [--seq 128] [--batch 8] [--max-lines 6000] [--eval-tokens 16384] [--minutes 2] [--out DIR]");
     return 2;
 }
 
@@ -30,7 +30,7 @@ using var cts = new CancellationTokenSource();
 Console.CancelKeyPress += (_, e) => { e.Cancel = true; cts.Cancel(); };
 
 var modelFolder = options.Get("model") ?? Args.FindUp(Path.Combine("models", "pip-demo"));
-int[] remove = (options.Get("remove") ?? "5,6").Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
+int[] remove = (options.Get("remove") ?? "4,5,6,7").Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
 int seq = options.Int("seq", 128);
 int maxLines = options.Int("max-lines", 6000);
 int evalTokens = options.Int("eval-tokens", 16384);
@@ -83,7 +83,7 @@ lora.Training.MaxSteps = steps;
 lora.Training.WarmupSteps = Math.Min(20, steps / 10);
 lora.Training.LearningRate = options.Double("lr", 1e-3);
 lora.Training.BatchSize = options.Int("batch", 8);
-lora.Training.EvaluateEvery = Math.Max(1, steps / 5);
+lora.Training.EvaluateEvery = Math.Max(1, steps / 2);
 lora.Training.MaxValidationSequences = 16;
 lora.Training.LogEvery = Math.Max(1, steps / 20);
 lora.Training.MaxDuration = TimeSpan.FromMinutes(options.Double("minutes", 2));

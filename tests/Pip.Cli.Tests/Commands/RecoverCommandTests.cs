@@ -20,7 +20,7 @@ public sealed class RecoverCommandTests(TinyModelFixture fixture) : IDisposable
         var adapters = Path.Combine(_root, "adapters");
         var run = await CliRunner.RunAsync("recover", "--model", fixture.ModelFolder, "--text", fixture.TextFile, "--out", outFolder,
             "--adapters-out", adapters, "--holdout", "5", "--rank", "4", "--alpha", "8", "--dropout", "0", "--steps", "12", "--lr", "3e-2",
-            "--batch-size", "4", "--seq-len", "32", "--json");
+            "--batch-size", "4", "--seq-len", "16", "--json");
 
         run.ExitCode.Should().Be(ExitCodes.Success, run.Error);
         using var json = JsonDocument.Parse(run.Out);
