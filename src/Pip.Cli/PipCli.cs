@@ -27,7 +27,7 @@ public static class PipCli
     public static RootCommand BuildRootCommand(CliContext? context = null)
     {
         context ??= new CliContext();
-        var root = new RootCommand("pip-prune: create, inspect, evaluate and prune Llama-family checkpoints (Hugging Face folders) with Pip.")
+        var root = new RootCommand("pip-prune: create, inspect, evaluate, prune and recover Llama-family checkpoints (Hugging Face folders) with Pip.")
         {
             GlobalOptions.CreateLogLevel(),
         };
@@ -37,6 +37,7 @@ public static class PipCli
         root.Subcommands.Add(GenerateCommand.Create(context));
         root.Subcommands.Add(PruneCommand.Create(context));
         root.Subcommands.Add(CompareCommand.Create(context));
+        root.Subcommands.Add(RecoverCommand.Create(context));
         return root;
     }
 
