@@ -30,6 +30,7 @@ public static class PipCli
         var root = new RootCommand("pip-prune: create, inspect, evaluate and prune Llama-family checkpoints (Hugging Face folders) with Pip.")
         {
             GlobalOptions.CreateLogLevel(),
+            SettingsFile.CreateOption(),
         };
         root.Subcommands.Add(CreateRandomCommand.Create(context));
         root.Subcommands.Add(InspectCommand.Create(context));
@@ -41,8 +42,8 @@ public static class PipCli
     }
 
     /// <summary>
-    /// Parses and runs a command line. Parse errors (unknown options, bad values, missing required options) print the
-    /// errors and give <see cref="ExitCodes.BadInput"/>; Ctrl-C cancels the running command.
+    /// Parses and runs a command line. Parse errors (unknown options, bad values, missing required options, a bad
+    /// <c>--settings</c> file) print the errors and give <see cref="ExitCodes.BadInput"/>; Ctrl-C cancels the running command.
     /// </summary>
     /// <param name="args">The arguments, without the program name.</param>
     /// <param name="context">Where output goes; null for the console.</param>
@@ -56,9 +57,14 @@ public static class PipCli
         {
             var root = BuildRootCommand(context);
             var parseResult = root.Parse(args);
+            // Values of a --settings file are added for the options the command line does not give, then parsed as if given.
+            var settings = SettingsFile.Merge(parseResult, args);
+            if (settings is not null) parseResult = root.Parse(settings.Args);
             if (parseResult.Errors.Count > 0)
             {
                 foreach (var error in parseResult.Errors) await context.Error.WriteLineAsync($"pip-prune: {error.Message}").ConfigureAwait(false);
+                if (settings is { Added.Count: > 0 })
+                    await context.Error.WriteLineAsync($"pip-prune: settings file '{settings.File}' gave: {string.Join(' ', settings.Added)}").ConfigureAwait(false);
                 var command = parseResult.CommandResult.Command;
                 var name = command == root ? "pip-prune" : $"pip-prune {command.Name}";
                 await context.Error.WriteLineAsync($"Run '{name} --help' for usage.").ConfigureAwait(false);
