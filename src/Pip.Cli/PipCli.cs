@@ -17,7 +17,9 @@ namespace Pip.Cli;
 /// --model is optional: resolve it with <c>ModelLoading.ModelFolderOrDefault</c>, which falls back to the bundled demo model)
 /// and sets its body with <c>CommandRunner.SetBody</c> (exit codes, error messages, logging, cancellation); load
 /// models with <c>ModelLoading.Load</c>, check output folders with <c>ModelLoading.CheckOutputFolder</c>, write results
-/// with <c>ResultWriter</c>; then register it in <see cref="BuildRootCommand"/>.</para>
+/// with <c>ResultWriter</c>; pass long work's progress through <c>run.WithBars(logger, map)</c> (progress bars on a
+/// terminal); then register it in <see cref="BuildRootCommand"/>. Every option is then also readable from a
+/// <c>--settings</c> file, and a command with an <c>--out</c> folder saves its effective settings there (<c>SettingsFile</c>).</para>
 /// </remarks>
 public static class PipCli
 {

@@ -59,11 +59,14 @@ internal static class CommandRunner
 
     private static async Task<int> RunAsync(string name, ParseResult parseResult, CliContext context, Func<CommandInvocation, Task<int>> body, CancellationToken cancellationToken)
     {
+        var terminal = context.IsInteractive && !WantsJson(parseResult) ? new Terminal(context.Out, forceAnsi: context.Interactive == true) : null;
         var level = GlobalOptions.GetLogLevel(parseResult);
+        // On a terminal the progress bars replace the progress logs, whose lines would tear the live display: unless
+        // --log-level is given, only warnings and errors are logged there.
+        if (terminal is not null && parseResult.GetResult(GlobalOptions.LogLevelName) is not System.CommandLine.Parsing.OptionResult { Implicit: false } && level < LogLevel.Warning) level = LogLevel.Warning;
         using var loggerFactory = context.CreateLoggerFactory(level);
         var logger = loggerFactory.CreateLogger("pip-prune." + name);
         var clock = Stopwatch.StartNew();
-        var terminal = context.IsInteractive && !WantsJson(parseResult) ? new Terminal(context.Out, forceAnsi: context.Interactive == true) : null;
         try
         {
             var invocation = new CommandInvocation(parseResult, context, loggerFactory, logger, cancellationToken, terminal);

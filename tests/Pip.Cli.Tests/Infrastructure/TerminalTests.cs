@@ -1,4 +1,6 @@
 using System.Text.Json;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using Pip.Cli.Infrastructure;
 
 namespace Pip.Cli.Tests.Infrastructure;
@@ -62,6 +64,33 @@ public sealed class TerminalTests : IDisposable
         plain.ExitCode.Should().Be(ExitCodes.Success, plain.Error);
         plain.Out.Should().NotContain(Escape.ToString()).And.NotContain("%");
         plain.Out.Should().StartWith("Model");
+    }
+
+    [Theory]
+    [InlineData(true, new string[0], LogLevel.Warning)]
+    [InlineData(true, new[] { "--log-level", "Debug" }, LogLevel.Debug)]
+    [InlineData(false, new string[0], LogLevel.Information)]
+    [InlineData(true, new[] { "--json" }, LogLevel.Information)]
+    public async Task Run_Terminal_LogsOnlyWarningsUnlessALevelIsAskedFor(bool interactive, string[] extra, LogLevel expected)
+    {
+        LogLevel? used = null;
+        using var output = new StringWriter();
+        var context = new CliContext
+        {
+            Out = output,
+            Error = TextWriter.Null,
+            Interactive = interactive,
+            LoggerFactory = level =>
+            {
+                used = level;
+                return NullLoggerFactory.Instance;
+            },
+        };
+
+        var code = await PipCli.RunAsync(["create-random", "--out", Path.Combine(_root, "m"), .. extra], context);
+
+        code.Should().Be(ExitCodes.Success);
+        used.Should().Be(expected);
     }
 
     [Fact]
