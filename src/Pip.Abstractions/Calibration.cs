@@ -14,6 +14,8 @@ public enum PerturbationKind
     Replace,
     /// <summary>One character inserted ("host" → "ghost").</summary>
     Insert,
+    /// <summary>One character deleted ("bread" → "bred").</summary>
+    Delete,
 }
 
 /// <summary>One recorded edit of a perturbation: a word of the original text and what it became.</summary>

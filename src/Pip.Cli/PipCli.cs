@@ -17,7 +17,9 @@ namespace Pip.Cli;
 /// --model is optional: resolve it with <c>ModelLoading.ModelFolderOrDefault</c>, which falls back to the bundled demo model)
 /// and sets its body with <c>CommandRunner.SetBody</c> (exit codes, error messages, logging, cancellation); load
 /// models with <c>ModelLoading.Load</c>, check output folders with <c>ModelLoading.CheckOutputFolder</c>, write results
-/// with <c>ResultWriter</c>; then register it in <see cref="BuildRootCommand"/>.</para>
+/// with <c>ResultWriter</c>; pass long work's progress through <c>run.WithBars(logger, map)</c> (progress bars on a
+/// terminal); then register it in <see cref="BuildRootCommand"/>. Every option is then also readable from a
+/// <c>--settings</c> file, and a command with an <c>--out</c> folder saves its effective settings there (<c>SettingsFile</c>).</para>
 /// </remarks>
 public static class PipCli
 {
@@ -30,6 +32,7 @@ public static class PipCli
         var root = new RootCommand("pip-prune: create, inspect, evaluate, prune and recover Llama-family checkpoints (Hugging Face folders) with Pip.")
         {
             GlobalOptions.CreateLogLevel(),
+            SettingsFile.CreateOption(),
         };
         root.Subcommands.Add(CreateRandomCommand.Create(context));
         root.Subcommands.Add(InspectCommand.Create(context));
@@ -42,8 +45,8 @@ public static class PipCli
     }
 
     /// <summary>
-    /// Parses and runs a command line. Parse errors (unknown options, bad values, missing required options) print the
-    /// errors and give <see cref="ExitCodes.BadInput"/>; Ctrl-C cancels the running command.
+    /// Parses and runs a command line. Parse errors (unknown options, bad values, missing required options, a bad
+    /// <c>--settings</c> file) print the errors and give <see cref="ExitCodes.BadInput"/>; Ctrl-C cancels the running command.
     /// </summary>
     /// <param name="args">The arguments, without the program name.</param>
     /// <param name="context">Where output goes; null for the console.</param>
@@ -57,9 +60,14 @@ public static class PipCli
         {
             var root = BuildRootCommand(context);
             var parseResult = root.Parse(args);
+            // Values of a --settings file are added for the options the command line does not give, then parsed as if given.
+            var settings = SettingsFile.Merge(parseResult, args);
+            if (settings is not null) parseResult = root.Parse(settings.Args);
             if (parseResult.Errors.Count > 0)
             {
                 foreach (var error in parseResult.Errors) await context.Error.WriteLineAsync($"pip-prune: {error.Message}").ConfigureAwait(false);
+                if (settings is { Added.Count: > 0 })
+                    await context.Error.WriteLineAsync($"pip-prune: settings file '{settings.File}' gave: {string.Join(' ', settings.Added)}").ConfigureAwait(false);
                 var command = parseResult.CommandResult.Command;
                 var name = command == root ? "pip-prune" : $"pip-prune {command.Name}";
                 await context.Error.WriteLineAsync($"Run '{name} --help' for usage.").ConfigureAwait(false);

@@ -13,6 +13,9 @@ internal sealed record CliSetup
 
     public string? DefaultCalibrationFile { get; init; }
 
+    /// <summary>Forces the terminal mode of the output (null: detect, which is off for captured output).</summary>
+    public bool? Interactive { get; init; }
+
     /// <summary>Called synchronously with each log message (category: message).</summary>
     public Action<string>? OnLog { get; init; }
 }
@@ -49,6 +52,7 @@ internal static class CliRunner
             }))),
             DefaultModelFolder = setup.DefaultModelFolder ?? defaults.DefaultModelFolder,
             DefaultCalibrationFile = setup.DefaultCalibrationFile ?? defaults.DefaultCalibrationFile,
+            Interactive = setup.Interactive,
         };
         var code = await PipCli.RunAsync(args, context, cancellationToken);
         return new CliRun(code, output.ToString(), error.ToString(), [.. logs]);

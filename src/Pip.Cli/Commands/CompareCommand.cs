@@ -169,7 +169,7 @@ internal static class CompareCommand
                 modelFolder, options.Methods.Count * options.Ratios.Count);
 
             // 3. The comparison.
-            var result = await Comparison.RunAsync(modelFolder, calibrationSet, options, new ProgressLogger(run.Logger), run.LoggerFactory, ct).ConfigureAwait(false);
+            var result = await Comparison.RunAsync(modelFolder, calibrationSet, options, run.WithBars(new ProgressLogger(run.Logger), ProgressBars.Comparison), run.LoggerFactory, ct).ConfigureAwait(false);
 
             // 4. Output: a staging folder beside --out, moved into place.
             ct.ThrowIfCancellationRequested();

@@ -52,7 +52,7 @@ internal static class EvalCommand
                 throw new CliInputException($"Model folder '{lm.SourceFolder}': its tokenizer gives token id {outside}, outside the model's vocabulary of {lm.Config.VocabSize}.");
 
             var windowsTotal = Perplexity.PlanWindows(tokens.Count, windowLength, strideLength).Count;
-            var progress = new ProgressLogger(run.Logger, windowsTotal);
+            var progress = run.WithBars(new ProgressLogger(run.Logger, windowsTotal), ProgressBars.Perplexity);
             clock.Restart();
             var result = Perplexity.Evaluate(lm.Module, tokens, windowLength, strideLength, progress, ct);
             var seconds = clock.Elapsed.TotalSeconds;

@@ -242,7 +242,7 @@ internal static class PruneCommand
             // 4. Pruning.
             var originalParameters = lm.ParameterCount;
             var clock = Stopwatch.StartNew();
-            var result = await pipeline.RunAsync(lm, calibrationSet, new ProgressLogger(run.Logger, originalParameters), ct).ConfigureAwait(false);
+            var result = await pipeline.RunAsync(lm, calibrationSet, run.WithBars(new ProgressLogger(run.Logger, originalParameters), ProgressBars.Pruning), ct).ConfigureAwait(false);
             var pruningSeconds = clock.Elapsed.TotalSeconds;
             if (result.RemovedOriginalLayers.Count == 0)
                 run.Logger.LogWarning("No layer was removed ({Reason}): with target {Target}, the output is a copy of the model.", result.StopReason, target);

@@ -36,6 +36,14 @@ public sealed class CliContext
     /// <summary>How long a command may take to stop after Ctrl-C before the process gives up on it.</summary>
     public TimeSpan CancellationGracePeriod { get; init; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// Whether <see cref="Out"/> is an interactive terminal (progress bars and drawn tables instead of plain text): null
+    /// (the default) detects it — standard output not redirected; true forces it (with ANSI escapes); false turns it off.
+    /// </summary>
+    public bool? Interactive { get; init; }
+
+    internal bool IsInteractive => Interactive ?? Pip.Cli.Infrastructure.Terminal.IsInteractiveConsole(Out);
+
     internal ILoggerFactory CreateLoggerFactory(LogLevel level) =>
         LoggerFactory?.Invoke(level) ?? Microsoft.Extensions.Logging.LoggerFactory.Create(builder => builder
             .SetMinimumLevel(level)

@@ -6,13 +6,16 @@ using Pip.Checkpoints;
 namespace Pip.Cli.Infrastructure;
 
 /// <summary>What a command's body gets: its parse result, cancellation, output writer and logger.</summary>
-internal sealed class CommandInvocation(ParseResult parseResult, CliContext context, ILoggerFactory loggerFactory, ILogger logger, CancellationToken cancellationToken)
+internal sealed class CommandInvocation(ParseResult parseResult, CliContext context, ILoggerFactory loggerFactory, ILogger logger, CancellationToken cancellationToken, Terminal? terminal = null)
 {
     /// <summary>The parsed command line.</summary>
     public ParseResult ParseResult { get; } = parseResult;
 
-    /// <summary>Where results go (standard output).</summary>
-    public TextWriter Out => context.Out;
+    /// <summary>Where results go (standard output; held back while a terminal run shows progress bars).</summary>
+    public TextWriter Out => Terminal?.Output ?? context.Out;
+
+    /// <summary>The interactive terminal (progress bars, tables), or null when the output is not a terminal or is JSON.</summary>
+    public Terminal? Terminal { get; } = terminal;
 
     /// <summary>The logger factory of this run (for library types that take one).</summary>
     public ILoggerFactory LoggerFactory { get; } = loggerFactory;
@@ -28,11 +31,21 @@ internal sealed class CommandInvocation(ParseResult parseResult, CliContext cont
 
     /// <summary>The value of an option that is required or has a default.</summary>
     public T Require<T>(Option<T> option) => ParseResult.GetRequiredValue(option);
+
+    /// <summary>Progress that goes to <paramref name="inner"/> and, in a terminal run, to the progress bars <paramref name="bar"/> maps it to.</summary>
+    public IProgress<T> WithBars<T>(IProgress<T> inner, Func<T, (string Key, string Description, double Completed, double Total)?> bar) =>
+        new TerminalProgress<T>(inner, Terminal, value => bar(value) is { } b ? [b] : []);
+
+    /// <summary>Progress that goes to <paramref name="inner"/> and, in a terminal run, to the progress bars <paramref name="bars"/> maps it to.</summary>
+    public IProgress<T> WithBars<T>(IProgress<T> inner, Func<T, IEnumerable<(string Key, string Description, double Completed, double Total)>> bars) =>
+        new TerminalProgress<T>(inner, Terminal, bars);
 }
 
 /// <summary>
 /// Runs command bodies with the shared policy: one logger factory per run, exceptions mapped to exit codes and
-/// reported as one line (no stack trace unless logging at Debug), cancellation reported as such.
+/// reported as one line (no stack trace unless logging at Debug), cancellation reported as such; progress bars and
+/// tables when standard output is a terminal (<see cref="Terminal"/>); after a successful run that wrote an
+/// <c>--out</c> folder, its effective settings (<see cref="SettingsFile"/>).
 /// </summary>
 internal static class CommandRunner
 {
@@ -46,15 +59,29 @@ internal static class CommandRunner
 
     private static async Task<int> RunAsync(string name, ParseResult parseResult, CliContext context, Func<CommandInvocation, Task<int>> body, CancellationToken cancellationToken)
     {
+        var terminal = context.IsInteractive && !WantsJson(parseResult) ? new Terminal(context.Out, forceAnsi: context.Interactive == true) : null;
         var level = GlobalOptions.GetLogLevel(parseResult);
+        // On a terminal the progress bars replace the progress logs, whose lines would tear the live display: unless
+        // --log-level is given, only warnings and errors are logged there.
+        if (terminal is not null && parseResult.GetResult(GlobalOptions.LogLevelName) is not System.CommandLine.Parsing.OptionResult { Implicit: false } && level < LogLevel.Warning) level = LogLevel.Warning;
         using var loggerFactory = context.CreateLoggerFactory(level);
         var logger = loggerFactory.CreateLogger("pip-prune." + name);
         var clock = Stopwatch.StartNew();
         try
         {
-            var invocation = new CommandInvocation(parseResult, context, loggerFactory, logger, cancellationToken);
-            // Model work is synchronous and CPU-bound: run it off the caller's thread so that Ctrl-C handling stays responsive.
-            var code = await Task.Run(() => body(invocation), CancellationToken.None).ConfigureAwait(false);
+            var invocation = new CommandInvocation(parseResult, context, loggerFactory, logger, cancellationToken, terminal);
+            int code;
+            try
+            {
+                // Model work is synchronous and CPU-bound: run it off the caller's thread so that Ctrl-C handling stays responsive.
+                code = await Task.Run(() => body(invocation), CancellationToken.None).ConfigureAwait(false);
+            }
+            finally
+            {
+                if (terminal is not null) await terminal.CompleteAsync().ConfigureAwait(false);
+            }
+
+            if (code == ExitCodes.Success) SettingsFile.WriteEffective(parseResult, logger);
             logger.LogDebug("{Command} finished in {Seconds:F1} s with exit code {Code}.", name, clock.Elapsed.TotalSeconds, code);
             return code;
         }
@@ -67,6 +94,10 @@ internal static class CommandRunner
             return code;
         }
     }
+
+    /// <summary>Whether the command has a <c>--json</c> option that is on.</summary>
+    private static bool WantsJson(ParseResult parseResult) =>
+        parseResult.CommandResult.Command.Options.FirstOrDefault(o => o.Name == "--json") is Option<bool> json && parseResult.GetValue(json);
 
     /// <summary>Maps an exception to an exit code and the message to print.</summary>
     internal static (int Code, string Message) Classify(Exception e, CancellationToken cancellationToken)

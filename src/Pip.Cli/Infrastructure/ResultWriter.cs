@@ -26,10 +26,16 @@ internal static class ResultWriter
         output.Flush();
     }
 
-    /// <summary>Writes rows as an aligned two-column table.</summary>
+    /// <summary>Writes rows as an aligned two-column table (drawn as a table in a terminal run).</summary>
     public static void WriteTable(TextWriter output, IEnumerable<(string Key, string Value)> rows)
     {
         var list = rows.ToList();
+        if (output is TerminalWriter terminal)
+        {
+            terminal.AddTable(list);
+            return;
+        }
+
         var width = list.Count == 0 ? 0 : list.Max(r => r.Key.Length);
         var text = new StringBuilder();
         foreach (var (key, value) in list) text.Append(key.PadRight(width)).Append("  ").Append(value).Append('\n');

@@ -11,7 +11,7 @@ public sealed class PipOptions : PipelineOptions
     [Required]
     public string Metric { get; set; } = MetricConstants.Pip;
 
-    /// <summary>Name of the perturber: a registered <see cref="IPerturber"/>, or <c>lexicon</c> or <c>random-char</c>. Default <see cref="PerturbationConstants.LexiconPerturberName"/>.</summary>
+    /// <summary>Name of the perturber: a registered <see cref="IPerturber"/>, or <c>lexicon</c>, <c>random-char</c> or <c>chat</c>. Default <see cref="PerturbationConstants.LexiconPerturberName"/>.</summary>
     [Required]
     public string Perturber { get; set; } = PerturbationConstants.LexiconPerturberName;
 
@@ -37,6 +37,10 @@ public sealed class PipOptions : PipelineOptions
     /// <summary>Options of the random-character perturber.</summary>
     [ValidateObjectMembers]
     public RandomCharPerturberOptions RandomChar { get; set; } = new();
+
+    /// <summary>Options of the chat-client perturber (<c>chat</c>; needs an <c>IChatClient</c> in the container; its fallback is the lexicon perturber with <see cref="Lexicon"/>).</summary>
+    [ValidateObjectMembers]
+    public ChatClientPerturberOptions ChatClient { get; set; } = new();
 
     /// <summary>Options of the iterative greedy strategy.</summary>
     [ValidateObjectMembers]

@@ -116,6 +116,36 @@ public static class PipBuilderExtensions
         return builder;
     }
 
+    /// <summary>
+    /// Makes twins with the chat-client perturber (<see cref="PipOptions.Perturber"/> = <c>chat</c>): a chat model writes
+    /// each twin, checked, with the lexicon perturber as fallback. The <see cref="Microsoft.Extensions.AI.IChatClient"/> is
+    /// the container's (register one, for example with Microsoft.Extensions.AI's <c>AddChatClient</c>).
+    /// </summary>
+    /// <param name="builder">The builder.</param>
+    /// <param name="configure">Changes <see cref="PipOptions.ChatClient"/>, or null.</param>
+    public static IPipBuilder UseChatClientPerturber(this IPipBuilder builder, Action<ChatClientPerturberOptions>? configure = null)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        builder.Services.Configure<PipOptions>(o =>
+        {
+            o.Perturber = ChatClientPerturberConstants.Name;
+            configure?.Invoke(o.ChatClient);
+        });
+        return builder;
+    }
+
+    /// <summary>Registers <paramref name="chatClient"/> (unless an <see cref="Microsoft.Extensions.AI.IChatClient"/> is registered already) and makes twins with it (see <see cref="UseChatClientPerturber(IPipBuilder, Action{ChatClientPerturberOptions}?)"/>).</summary>
+    /// <param name="builder">The builder.</param>
+    /// <param name="chatClient">The chat model.</param>
+    /// <param name="configure">Changes <see cref="PipOptions.ChatClient"/>, or null.</param>
+    public static IPipBuilder UseChatClientPerturber(this IPipBuilder builder, Microsoft.Extensions.AI.IChatClient chatClient, Action<ChatClientPerturberOptions>? configure = null)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentNullException.ThrowIfNull(chatClient);
+        builder.Services.TryAddSingleton(chatClient);
+        return builder.UseChatClientPerturber(configure);
+    }
+
     /// <summary>Registers a strategy type as a singleton (once per type); select it with <see cref="PipOptions.Strategy"/>.</summary>
     /// <typeparam name="TStrategy">The strategy type.</typeparam>
     /// <param name="builder">The builder.</param>

@@ -69,6 +69,7 @@ internal sealed class PruningPipelineFactory : IPruningPipelineFactory
     private readonly IEnumerable<IPruningStrategy> _strategies;
     private readonly IEnumerable<ICandidateFilter> _filters;
     private readonly ILoggerFactory? _loggerFactory;
+    private readonly Microsoft.Extensions.AI.IChatClient? _chatClient;
 
     public PruningPipelineFactory(
         IOptions<PipOptions> options,
@@ -76,7 +77,8 @@ internal sealed class PruningPipelineFactory : IPruningPipelineFactory
         IEnumerable<IPerturber> perturbers,
         IEnumerable<IPruningStrategy> strategies,
         IEnumerable<ICandidateFilter> filters,
-        ILoggerFactory? loggerFactory = null)
+        ILoggerFactory? loggerFactory = null,
+        Microsoft.Extensions.AI.IChatClient? chatClient = null)
     {
         // Reading Value validates the options now (throwing OptionsValidationException), not at the first run.
         _options = options.Value;
@@ -85,6 +87,7 @@ internal sealed class PruningPipelineFactory : IPruningPipelineFactory
         _strategies = strategies;
         _filters = filters;
         _loggerFactory = loggerFactory;
+        _chatClient = chatClient;
     }
 
     public PruningPipeline Create(string? metricName = null)
@@ -110,9 +113,16 @@ internal sealed class PruningPipelineFactory : IPruningPipelineFactory
             {
                 builder.UseRandomCharPerturber(o.RandomChar);
             }
+            else if (Same(o.Perturber, ChatClientPerturberConstants.Name))
+            {
+                builder.UseChatClientPerturber(
+                    _chatClient ?? throw new InvalidOperationException($"PipOptions.Perturber is '{ChatClientPerturberConstants.Name}', but no Microsoft.Extensions.AI.IChatClient is registered; register one (services.AddSingleton<IChatClient>(...) or AddChatClient) or use AddPip().UseChatClientPerturber(client)."),
+                    o.ChatClient,
+                    o.Lexicon);
+            }
             else
             {
-                string[] known = [PerturbationConstants.LexiconPerturberName, PerturbationConstants.RandomCharPerturberName, .. _perturbers.Select(p => p.Name)];
+                string[] known = [PerturbationConstants.LexiconPerturberName, PerturbationConstants.RandomCharPerturberName, ChatClientPerturberConstants.Name, .. _perturbers.Select(p => p.Name)];
                 throw new InvalidOperationException($"Unknown perturber '{o.Perturber}' (PipOptions.Perturber). Available: {string.Join(", ", known.Distinct(StringComparer.OrdinalIgnoreCase))}.");
             }
         }

@@ -33,6 +33,21 @@ public static class Perturbers
         return new RandomCharPerturber(options);
     }
 
+    /// <summary>Creates a chat-client perturber: twins written by a chat model, checked, with a rule-based fallback.</summary>
+    /// <param name="chatClient">The chat model.</param>
+    /// <param name="fallback">Makes the twin when the model gives no valid one (see <see cref="CreateLexicon"/>, <see cref="CreateRandomChar"/>).</param>
+    /// <param name="options">Its options, or null for the defaults.</param>
+    /// <param name="logger">Logs fallbacks (Warning) and each answer (Debug), or null.</param>
+    /// <exception cref="Microsoft.Extensions.Options.OptionsValidationException">The options are invalid (every problem is listed).</exception>
+    public static IPerturber CreateChatClient(Microsoft.Extensions.AI.IChatClient chatClient, IPerturber fallback, ChatClientPerturberOptions? options = null, Microsoft.Extensions.Logging.ILogger? logger = null)
+    {
+        ArgumentNullException.ThrowIfNull(chatClient);
+        ArgumentNullException.ThrowIfNull(fallback);
+        options ??= new ChatClientPerturberOptions();
+        Validate(options);
+        return new ChatClientPerturber(chatClient, fallback, options, logger);
+    }
+
     private static void Validate(object options)
     {
         var errors = new List<string>();

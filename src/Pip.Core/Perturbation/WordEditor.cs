@@ -85,7 +85,12 @@ internal static class WordEditor
     }
 
     /// <summary>Length of a word of length <paramref name="length"/> after <paramref name="op"/>.</summary>
-    public static int EditedLength(int length, EditOp op) => op.Kind == PerturbationKind.Insert ? length + 1 : length;
+    public static int EditedLength(int length, EditOp op) => op.Kind switch
+    {
+        PerturbationKind.Insert => length + 1,
+        PerturbationKind.Delete => length - 1,
+        _ => length,
+    };
 
     /// <summary>Writes <paramref name="word"/> with <paramref name="op"/> applied (raw: no case handling) to <paramref name="destination"/>.</summary>
     public static void ApplyRaw(ReadOnlySpan<char> word, EditOp op, Span<char> destination)
@@ -105,6 +110,10 @@ internal static class WordEditor
                 word[..op.Position].CopyTo(destination);
                 destination[op.Position] = op.Letter;
                 word[op.Position..].CopyTo(destination[(op.Position + 1)..]);
+                break;
+            case PerturbationKind.Delete:
+                word[..op.Position].CopyTo(destination);
+                word[(op.Position + 1)..].CopyTo(destination[op.Position..]);
                 break;
             default:
                 throw new ArgumentOutOfRangeException(nameof(op), op.Kind, "Unknown perturbation kind.");
@@ -199,6 +208,17 @@ internal static class WordEditor
                     }
 
                     break;
+                case PerturbationKind.Delete:
+                    for (int i = 0; i < lower.Length && lower.Length > 1; i++)
+                    {
+                        // Deleting either of two equal neighbours gives the same word: count it once.
+                        if (i == 0 || lower[i - 1] != lower[i])
+                        {
+                            TryAdd(new EditOp(PerturbationKind.Delete, i, '\0'), lower, buffer, lexicon, into);
+                        }
+                    }
+
+                    break;
             }
         }
 
@@ -220,7 +240,7 @@ internal static class WordEditor
         int count = 0;
         foreach (PerturbationKind kind in kinds)
         {
-            if (kind != PerturbationKind.Swap || HasSwap(lower))
+            if ((kind != PerturbationKind.Swap || HasSwap(lower)) && (kind != PerturbationKind.Delete || lower.Length > 1))
             {
                 usable[count++] = kind;
             }
@@ -265,6 +285,9 @@ internal static class WordEditor
 
                 return new EditOp(PerturbationKind.Replace, position, letter);
             }
+
+            case PerturbationKind.Delete:
+                return new EditOp(PerturbationKind.Delete, random.Next(lower.Length), '\0');
 
             default:
                 return new EditOp(PerturbationKind.Insert, random.Next(lower.Length + 1), (char)('a' + random.Next(26)));

@@ -106,6 +106,9 @@ public sealed class PipelineBuilder
         return this;
     }
 
+    /// <summary>The logger factory set with <see cref="UseLoggerFactory"/>, or null.</summary>
+    internal ILoggerFactory? LoggerFactory => _loggerFactory;
+
     internal PipelineBuilder UseMetric(string name, object options, Func<IImportanceMetric> create)
     {
         SetOptions("metric", options);

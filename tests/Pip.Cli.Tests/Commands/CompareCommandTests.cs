@@ -56,7 +56,7 @@ public sealed class CompareCommandTests : IDisposable
         run.ExitCode.Should().Be(ExitCodes.Success, run.Error);
         Directory.EnumerateFiles(Out, "*", SearchOption.AllDirectories).Select(f => Path.GetRelativePath(Out, f)).Should().BeEquivalentTo(
             "comparison.md", "comparison.json", "importance.png", "perplexity-wikitext2.png", "perplexity-ptb.png", "accuracy.png",
-            Path.Combine("reports", "magnitude-30.json"), Path.Combine("reports", "block-influence-30.json"));
+            Path.Combine("reports", "magnitude-30.json"), Path.Combine("reports", "block-influence-30.json"), "settings.json");
         Directory.EnumerateFileSystemEntries(_root).Select(Path.GetFileName).Should().NotContain(n => n!.StartsWith(".out", StringComparison.Ordinal), "no staging folder is left");
         foreach (var png in Directory.EnumerateFiles(Out, "*.png")) ChartsTests.ReadPng(png);
 

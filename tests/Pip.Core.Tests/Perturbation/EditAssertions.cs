@@ -37,6 +37,8 @@ internal static class EditAssertions
                 return a.Length == b.Length && Enumerable.Range(0, a.Length).Count(i => a[i] != b[i]) == 1;
             case PerturbationKind.Insert:
                 return b.Length == a.Length + 1 && Enumerable.Range(0, b.Length).Any(i => b.Remove(i, 1) == a);
+            case PerturbationKind.Delete:
+                return a.Length == b.Length + 1 && Enumerable.Range(0, a.Length).Any(i => a.Remove(i, 1) == b);
             default:
                 return false;
         }

@@ -31,6 +31,8 @@ public class LexiconPerturberTests
     [InlineData("happy", "nappy", PerturbationKind.Replace)]
     [InlineData("host", "ghost", PerturbationKind.Insert)]
     [InlineData("later", "alter", PerturbationKind.Swap)]
+    [InlineData("bread", "bred", PerturbationKind.Delete)]
+    [InlineData("Bread", "Bred", PerturbationKind.Delete)]
     public async Task PerturbAsync_SingleRealWordEdit_UsesIt(string word, string edited, PerturbationKind kind)
     {
         IPerturber perturber = Perturbers.CreateLexicon(new LexiconPerturberOptions { Lexicon = Lexicon.FromWords([edited]), Kinds = [kind] });

@@ -44,6 +44,20 @@ public class RandomCharPerturberTests
     }
 
     [Fact]
+    public async Task PerturbAsync_DeleteOnly_MakesConsistentDeletions()
+    {
+        IPerturber perturber = Perturbers.CreateRandomChar(new RandomCharPerturberOptions { Rate = 0.3, Kinds = [PerturbationKind.Delete] });
+
+        for (int seed = 0; seed < 20; seed++)
+        {
+            PerturbedSample twin = await perturber.PerturbAsync(new CalibrationSample(0, Texts.Long), seed);
+
+            EditAssertions.ShouldBeConsistent(twin);
+            twin.Edits.Should().NotBeEmpty().And.OnlyContain(e => e.Kind == PerturbationKind.Delete && e.After.Length == e.Before.Length - 1);
+        }
+    }
+
+    [Fact]
     public void Name_IsRandomChar()
     {
         Perturbers.CreateRandomChar().Name.Should().Be("random-char");
