@@ -41,8 +41,10 @@ internal sealed class InputStatistics : IDisposable
                     {
                         using var scope = NewDisposeScope();
                         var x = input.detach().reshape(-1, inputs).to_type(ScalarType.Float64);
-                        sum.add_(x.sum(0));
-                        squares.add_(x.square().sum(0));
+                        // A variable, not the literal 0, which C# would turn into a ScalarType and sum everything.
+                        long tokens = 0;
+                        sum.add_(x.sum(tokens));
+                        squares.add_(x.square().sum(tokens));
                         return output;
                     }));
                 }
