@@ -17,6 +17,19 @@ public enum PruningStopReason
 
     /// <summary>Only one decoder layer is left; Pip never removes the last one.</summary>
     SingleLayerLeft,
+
+    /// <summary>Width pruning: the pruned layers are down to their last unit of each pruned kind before the budget was spent.</summary>
+    UnitsExhausted,
+}
+
+/// <summary>What a pruning run removes.</summary>
+public enum PruningMode
+{
+    /// <summary>Whole decoder layers.</summary>
+    Depth,
+
+    /// <summary>Attention key/value groups and MLP channels inside the layers.</summary>
+    Width,
 }
 
 /// <summary>The stage of a pruning run reported through <see cref="PruningProgress"/>.</summary>
@@ -55,6 +68,9 @@ public sealed record PruningProgress(
 /// <summary>The settings a pruning run used, recorded so that it can be repeated.</summary>
 public sealed record PruningSettings
 {
+    /// <summary>Whether the run removed layers (depth) or units inside them (width). Default <see cref="PruningMode.Depth"/> (reports of format 1 are depth runs).</summary>
+    public PruningMode Mode { get; init; } = PruningMode.Depth;
+
     /// <summary>The importance metric's name.</summary>
     public required string Metric { get; init; }
 
@@ -132,7 +148,7 @@ public sealed record PruningRound
     /// <summary>For each current layer of the round, its original index (the key to <see cref="Scores"/>).</summary>
     public required IReadOnlyList<int> OriginalLayerIndices { get; init; }
 
-    /// <summary>Every current layer's score (higher: more important).</summary>
+    /// <summary>Every current layer's score (higher: more important). In a width round: the sum of the layer's unit scores (0 for layers outside the range); see <see cref="Width"/> for the units.</summary>
     public required IReadOnlyList<double> Scores { get; init; }
 
     /// <summary>Scores under each perturbation set (outer: set; inner: layer), or null.</summary>
@@ -158,13 +174,87 @@ public sealed record PruningRound
 
     /// <summary>Seconds of the whole round.</summary>
     public double WallSeconds { get; init; }
+
+    /// <summary>For a width round, what each layer lost; null for a depth round.</summary>
+    public WidthRoundRecord? Width { get; init; }
+}
+
+/// <summary>What a width-pruning round did.</summary>
+public sealed record WidthRoundRecord
+{
+    /// <summary>The kinds of units pruned.</summary>
+    public required WidthUnits Units { get; init; }
+
+    /// <summary>How the removal was spread over the layers.</summary>
+    public required string Allocation { get; init; }
+
+    /// <summary>The group reduction of the metric, or null when it has none.</summary>
+    public string? GroupReduction { get; init; }
+
+    /// <summary>First original layer index that could be pruned (inclusive).</summary>
+    public required int LayerStart { get; init; }
+
+    /// <summary>End of the original layer indices that could be pruned (exclusive).</summary>
+    public required int LayerEnd { get; init; }
+
+    /// <summary>The parameter budget: ratio × the original parameter count.</summary>
+    public required double BudgetParameters { get; init; }
+
+    /// <summary>Whether FLAP's bias compensation was applied.</summary>
+    public required bool BiasCompensation { get; init; }
+
+    /// <summary>Every layer of the round, pruned or not, in model order.</summary>
+    public required IReadOnlyList<WidthLayerRecord> Layers { get; init; }
+}
+
+/// <summary>One layer of a width-pruning round.</summary>
+public sealed record WidthLayerRecord
+{
+    /// <summary>Current layer index.</summary>
+    public required int Layer { get; init; }
+
+    /// <summary>The layer's index in the model as first loaded.</summary>
+    public required int OriginalLayer { get; init; }
+
+    /// <summary>Whether the layer was in the pruned range.</summary>
+    public required bool InRange { get; init; }
+
+    /// <summary>Key/value groups before the round.</summary>
+    public required int HeadsBefore { get; init; }
+
+    /// <summary>Key/value groups after the round.</summary>
+    public required int HeadsAfter { get; init; }
+
+    /// <summary>MLP channels before the round.</summary>
+    public required int ChannelsBefore { get; init; }
+
+    /// <summary>MLP channels after the round.</summary>
+    public required int ChannelsAfter { get; init; }
+
+    /// <summary>Parameters of the layer before the round.</summary>
+    public required long ParameterCountBefore { get; init; }
+
+    /// <summary>Parameters of the layer after the round (bias compensation included).</summary>
+    public required long ParameterCountAfter { get; init; }
+
+    /// <summary>Removed key/value groups (indices before the round), ascending.</summary>
+    public IReadOnlyList<int> RemovedHeads { get; init; } = [];
+
+    /// <summary>Removed channels (indices before the round), ascending.</summary>
+    public IReadOnlyList<int> RemovedChannels { get; init; } = [];
+
+    /// <summary>Score of every key/value group, or null when heads were not scored in this layer.</summary>
+    public IReadOnlyList<double>? HeadScores { get; init; }
+
+    /// <summary>Score of every channel, or null when channels were not scored in this layer.</summary>
+    public IReadOnlyList<double>? ChannelScores { get; init; }
 }
 
 /// <summary>The record of a pruning run: settings, samples and twins, every round's scores and decisions.</summary>
 public sealed record PruningReport
 {
-    /// <summary>The version of the report format this library writes.</summary>
-    public const int CurrentFormatVersion = 1;
+    /// <summary>The version of the report format this library writes (2: width runs, <see cref="PruningSettings.Mode"/> and <see cref="PruningRound.Width"/>; version 1 reports still read).</summary>
+    public const int CurrentFormatVersion = 2;
 
     /// <summary>The report format version.</summary>
     public int FormatVersion { get; init; } = CurrentFormatVersion;

@@ -16,7 +16,7 @@ namespace Pip.Torch;
 /// <see cref="Save"/> writes a new folder (atomically) and never modifies the source.</para>
 /// <para>Thread-safety: not thread-safe; use one instance from one thread at a time.</para>
 /// </remarks>
-public sealed class TorchCausalLM : IPrunableModel, IDisposable
+public sealed partial class TorchCausalLM : IWidthPrunableModel, IDisposable
 {
     /// <summary>Files besides config and weights that make a model folder usable, copied on save when present.</summary>
     public static readonly IReadOnlyList<string> CompanionFiles =

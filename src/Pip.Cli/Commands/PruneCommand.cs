@@ -8,13 +8,16 @@ using Pip.Cli.Infrastructure;
 using Pip.Torch;
 using Pip.Torch.Checkpoints;
 using Pip.Torch.Pruning;
+using Pip.Torch.Pruning.Width;
 using static TorchSharp.torch;
 
 namespace Pip.Cli.Commands;
 
 /// <summary>
 /// <c>prune</c>: removes whole decoder layers of a model with a Pip pipeline (PIP's PertImport or a baseline metric),
-/// saves the pruned model and the JSON report of the run, and prints a summary.
+/// or, with <c>--mode width</c>, attention key/value groups and MLP channels inside the layers (LLM-Pruner's Taylor
+/// metrics, Wanda-sp, FLAP, magnitude or random); saves the pruned model and the JSON report of the run, and prints a
+/// summary.
 /// </summary>
 /// <remarks>
 /// Everything that can be checked before the long work is checked first: the output folder and report file, every
@@ -35,6 +38,18 @@ internal static class PruneCommand
     /// <summary>The <c>--aggregation</c> values.</summary>
     public static readonly IReadOnlyList<string> AggregationNames = ["per-sample", "summed"];
 
+    /// <summary>The <c>--mode</c> values.</summary>
+    public static readonly IReadOnlyList<string> ModeNames = ["depth", "width"];
+
+    /// <summary>The <c>--units</c> values (width mode).</summary>
+    public static readonly IReadOnlyList<string> WidthUnitNames = ["heads", "channels", "both"];
+
+    /// <summary>The <c>--allocation</c> values (width mode).</summary>
+    public static readonly IReadOnlyList<string> AllocationNames = ["uniform", "adaptive"];
+
+    /// <summary>The <c>--group-reduction</c> values (width mode).</summary>
+    public static readonly IReadOnlyList<string> GroupReductionNames = ["sum", "mean", "max", "product"];
+
     /// <summary>The <c>--unit</c> values.</summary>
     public static readonly IReadOnlyList<string> UnitNames = ["paragraph", "line"];
 
@@ -49,13 +64,40 @@ internal static class PruneCommand
         };
         var unit = new Option<string>("--unit") { Description = "What a calibration unit is: a paragraph (lines between blank lines) or a non-empty line.", DefaultValueFactory = _ => "paragraph" };
         unit.AcceptOnlyFromAmong([.. UnitNames]);
+        var mode = new Option<string>("--mode")
+        {
+            Description = "depth: remove whole decoder layers; width: remove attention key/value groups and MLP channels inside the layers.",
+            DefaultValueFactory = _ => "depth",
+        };
+        mode.AcceptOnlyFromAmong([.. ModeNames]);
         var metric = new Option<string>("--metric")
         {
-            Description = "The importance metric: pip (PIP's PertImport), gradient, taylor, magnitude, block-influence, perplexity-drop or random.",
+            Description = "The importance metric. Depth: pip (PIP's PertImport, the default), gradient, taylor, magnitude, block-influence, perplexity-drop or random. "
+                + "Width: taylor (the default; first order |W·g|), taylor-second (½W²F), taylor-mix, taylor-vector, wanda-sp, flap, magnitude or random.",
             DefaultValueFactory = _ => TorchMetricConstants.PertImport,
             HelpName = "NAME",
         };
-        metric.AcceptOnlyFromAmong([.. TorchMetrics.AllNames]);
+        metric.AcceptOnlyFromAmong([.. TorchMetrics.AllNames.Union(TorchWidthMetrics.AllNames)]);
+        var units = new Option<string>("--units") { Description = "Width mode: what to prune: heads (key/value groups with their query heads), channels (MLP) or both.", DefaultValueFactory = _ => "both" };
+        units.AcceptOnlyFromAmong([.. WidthUnitNames]);
+        var allocation = new Option<string>("--allocation")
+        {
+            Description = "Width mode: uniform (every layer of the range loses the same share, LLM-Pruner) or adaptive (scores standardized per kind and ranked across layers, FLAP).",
+            DefaultValueFactory = _ => "uniform",
+        };
+        allocation.AcceptOnlyFromAmong([.. AllocationNames]);
+        var groupReduction = new Option<string>("--group-reduction")
+        {
+            Description = "Width mode: how a unit's per-projection scores combine: sum, mean, max or product (log space).",
+            DefaultValueFactory = _ => "sum",
+        };
+        groupReduction.AcceptOnlyFromAmong([.. GroupReductionNames]);
+        var layerStart = new Option<int?>("--layer-start") { Description = "Width mode: first layer that may be pruned (default: skip the first 4/32 of the layers, as LLM-Pruner).", HelpName = "N" };
+        var layerEnd = new Option<int?>("--layer-end") { Description = "Width mode: end (exclusive) of the layers that may be pruned (default: skip the last 2/32 of the layers).", HelpName = "N" };
+        var biasCompensation = new Option<bool>("--bias-compensation")
+        {
+            Description = "Width mode, flap only: add the removed units' mean contribution as a bias of o_proj/down_proj (FLAP); the checkpoint then sets attention_bias/mlp_bias (Llama only).",
+        };
         var strategy = new Option<string>("--strategy")
         {
             Description = "iterative: score, remove the lowest-scoring layer, repeat; one-shot: score once and remove the lowest-scoring layers together.",
@@ -118,8 +160,9 @@ internal static class PruneCommand
 
         var command = new Command("prune", "Remove whole decoder layers of a model (PIP's PertImport or a baseline metric), save the pruned model and the report of the run.")
         {
-            model, output, calibration, unit, metric, strategy, ratio, layers, samples, maxTokens, norm, aggregation, sets, cvThreshold,
-            noDiscriminator, perturber, rate, wordList, guardFirst, guardLast, seed, dtype, saveDtype, device, report, overwrite, json,
+            model, output, calibration, unit, mode, metric, strategy, ratio, layers, samples, maxTokens, norm, aggregation, sets, cvThreshold,
+            noDiscriminator, perturber, rate, wordList, guardFirst, guardLast, units, allocation, groupReduction, layerStart, layerEnd, biasCompensation,
+            seed, dtype, saveDtype, device, report, overwrite, json,
         };
         CommandRunner.SetBody(command, context, async run =>
         {
@@ -139,14 +182,41 @@ internal static class PruneCommand
             var calibrationFile = ModelLoading.CalibrationFileOrDefault(run.Get(calibration), context);
 
             // 2. Every option, validated together.
-            var metricName = run.Require(metric);
-            var usesPerturbations = metricName == TorchMetricConstants.PertImport;
+            var width = run.Require(mode) == "width";
+            var metricName = width && !Given(metric) ? WidthMetricConstants.Taylor : run.Require(metric);
+            var usesPerturbations = !width && metricName == TorchMetricConstants.PertImport;
             var perturberName = run.Require(perturber);
             var normName = run.Require(norm);
             var errors = new List<string>();
             if (run.Get(ratio) is not null && run.Get(layers) is not null)
                 errors.Add("--ratio and --layers cannot be used together; give one target.");
-            if (!usesPerturbations)
+            var widthOptions = new Option[] { units, allocation, groupReduction, layerStart, layerEnd, biasCompensation };
+            if (width)
+            {
+                if (!TorchWidthMetrics.AllNames.Contains(metricName))
+                    errors.Add($"--metric: '{metricName}' is a depth metric; width pruning uses {string.Join(", ", TorchWidthMetrics.AllNames)}.");
+                if (run.Get(layers) is not null)
+                    errors.Add("--layers: width pruning removes no layer; give --ratio.");
+                if (run.Get(biasCompensation) && metricName != WidthMetricConstants.Flap)
+                    errors.Add($"--bias-compensation: needs the input means that only the flap metric measures (metric '{metricName}').");
+                var ignored = new Option[] { strategy, sets, perturber, rate, wordList, cvThreshold, noDiscriminator, aggregation, guardFirst, guardLast, norm }.Where(Given).Select(o => o.Name).ToArray();
+                if (ignored.Length > 0)
+                    run.Logger.LogWarning("Width pruning: {Options} ignored.", string.Join(", ", ignored));
+            }
+            else
+            {
+                if (!TorchMetrics.AllNames.Contains(metricName))
+                    errors.Add($"--metric: '{metricName}' is a width metric; use --mode width, or one of {string.Join(", ", TorchMetrics.AllNames)}.");
+                var given = widthOptions.Where(Given).Select(o => o.Name).ToArray();
+                if (given.Length > 0)
+                    errors.Add($"{string.Join(", ", given)}: width options need --mode width.");
+            }
+
+            if (width)
+            {
+                // Nothing more: the perturbation options do not apply.
+            }
+            else if (!usesPerturbations)
             {
                 var ignored = new Option[] { sets, perturber, rate, wordList, cvThreshold, noDiscriminator, aggregation }.Where(Given).Select(o => o.Name).ToArray();
                 if (ignored.Length > 0)
@@ -184,7 +254,8 @@ internal static class PruneCommand
                 Aggregation = run.Require(aggregation) == "summed" ? PertImportAggregation.SummedDifference : PertImportAggregation.PerSampleMean,
                 MaxTokens = run.Require(maxTokens),
             };
-            var builder = new PipelineBuilder().Configure(pipelineOptions).UseMetric(metricName, metricOptions).UseLoggerFactory(run.LoggerFactory);
+            var builder = new PipelineBuilder().Configure(pipelineOptions).UseLoggerFactory(run.LoggerFactory);
+            if (!width && TorchMetrics.AllNames.Contains(metricName)) builder.UseMetric(metricName, metricOptions);
             if (run.Require(strategy) == StrategyConstants.OneShotName) builder.UseOneShot();
             else builder.UseIterativeGreedy(new IterativeGreedyStrategyOptions());
             if (usesPerturbations)
@@ -215,16 +286,36 @@ internal static class PruneCommand
             }
 
             PruningPipeline? pipeline = null;
+            WidthPruningPipeline? widthPipeline = null;
             try
             {
-                pipeline = builder.Build();
+                if (!width)
+                {
+                    pipeline = builder.Build();
+                }
+                else if (TorchWidthMetrics.AllNames.Contains(metricName))
+                {
+                    var widthBuilder = new WidthPipelineBuilder()
+                        .Configure(pipelineOptions)
+                        .ConfigureWidth(new WidthPruningOptions
+                        {
+                            Units = run.Require(units) switch { "heads" => WidthUnits.Heads, "channels" => WidthUnits.Channels, _ => WidthUnits.Both },
+                            Allocation = run.Require(allocation) == "adaptive" ? WidthAllocation.Adaptive : WidthAllocation.Uniform,
+                            LayerStart = run.Get(layerStart),
+                            LayerEnd = run.Get(layerEnd),
+                            BiasCompensation = run.Get(biasCompensation),
+                        })
+                        .UseLoggerFactory(run.LoggerFactory);
+                    GroupReduction.TryParse(run.Require(groupReduction), out var reduction);
+                    widthPipeline = widthBuilder.UseWidthMetric(metricName, new WidthMetricOptions { GroupReduction = reduction, MaxTokens = run.Require(maxTokens) }).Build();
+                }
             }
             catch (OptionsValidationException e)
             {
                 errors.AddRange(e.Failures.Select(f => WithOptionName(f, run.Get(layers) is not null)));
             }
 
-            if (errors.Count > 0 || pipeline is null)
+            if (errors.Count > 0 || (pipeline is null && widthPipeline is null))
                 throw new CliInputException($"{errors.Count} invalid option(s):{Environment.NewLine}  " + string.Join(Environment.NewLine + "  ", errors));
 
             // 3. Calibration samples and the model.
@@ -242,9 +333,27 @@ internal static class PruneCommand
             // 4. Pruning.
             var originalParameters = lm.ParameterCount;
             var clock = Stopwatch.StartNew();
-            var result = await pipeline.RunAsync(lm, calibrationSet, run.WithBars(new ProgressLogger(run.Logger, originalParameters), ProgressBars.Pruning), ct).ConfigureAwait(false);
+            PruningReport result;
+            if (widthPipeline is not null)
+            {
+                try
+                {
+                    result = await widthPipeline.RunAsync(lm, calibrationSet, run.WithBars(new ProgressLogger(run.Logger, originalParameters), ProgressBars.Pruning), ct).ConfigureAwait(false);
+                }
+                catch (ArgumentException e) when (e is not ArgumentOutOfRangeException)
+                {
+                    throw new CliInputException($"Width pruning of '{modelFolder}': {e.Message}");
+                }
+            }
+            else
+            {
+                result = await pipeline!.RunAsync(lm, calibrationSet, run.WithBars(new ProgressLogger(run.Logger, originalParameters), ProgressBars.Pruning), ct).ConfigureAwait(false);
+            }
+
             var pruningSeconds = clock.Elapsed.TotalSeconds;
-            if (result.RemovedOriginalLayers.Count == 0)
+            if (width && result.FinalParameterCount >= result.OriginalParameterCount)
+                run.Logger.LogWarning("Nothing was removed ({Reason}): with target {Target}, the output is a copy of the model.", result.StopReason, target);
+            else if (!width && result.RemovedOriginalLayers.Count == 0)
                 run.Logger.LogWarning("No layer was removed ({Reason}): with target {Target}, the output is a copy of the model.", result.StopReason, target);
 
             // 5. Output: the model folder (with the report when it goes there) in one atomic move.
@@ -310,6 +419,8 @@ internal static class PruneCommand
             _ when member.EndsWith(".WordListPath", StringComparison.Ordinal) => "--word-list",
             _ when member.EndsWith("LayerGuardOptions.First", StringComparison.Ordinal) => "--guard-first",
             _ when member.EndsWith("LayerGuardOptions.Last", StringComparison.Ordinal) => "--guard-last",
+            _ when member.EndsWith(".LayerStart", StringComparison.Ordinal) => "--layer-start",
+            _ when member.EndsWith(".LayerEnd", StringComparison.Ordinal) => "--layer-end",
             _ => null,
         };
         return option is null ? failure : $"{option}: {failure}";
@@ -332,7 +443,10 @@ internal static class PruneCommand
             round.LayerCountAfter,
             round.ParameterCountAfter,
             Math.Round(round.WallSeconds, 3))).ToArray();
+        var widthLayers = r.Rounds.FirstOrDefault()?.Width?.Layers.Select(l => new WidthLayerResult(l.OriginalLayer, l.HeadsBefore, l.HeadsAfter,
+            l.ChannelsBefore, l.ChannelsAfter, l.ParameterCountBefore, l.ParameterCountAfter)).ToArray();
         return new PruneResult(
+            Mode: r.Settings.Mode,
             Model: model,
             Output: output,
             Report: reportFile,
@@ -358,7 +472,8 @@ internal static class PruneCommand
             SaveDtype: saveDtype,
             PruningSeconds: Math.Round(pruningSeconds, 3),
             SaveSeconds: Math.Round(saveSeconds, 3),
-            Seconds: Math.Round(totalSeconds, 3));
+            Seconds: Math.Round(totalSeconds, 3),
+            WidthLayers: widthLayers);
     }
 
     private static void WriteTable(TextWriter output, PruneResult r)
@@ -367,26 +482,38 @@ internal static class PruneCommand
         static string Score(double s) => s.ToString("G4", CultureInfo.InvariantCulture);
         static string Layers(IEnumerable<int> l) => l.Any() ? string.Join(", ", l) : "none";
         var method = r.Metric + (r.Perturber is null ? "" : $" (perturber {r.Perturber})") + $", {r.Strategy}" + (r.Filters.Count == 0 ? "" : $", filters: {string.Join(", ", r.Filters)}");
+        bool isWidth = r.WidthLayers is not null;
         List<(string, string)> rows =
         [
             ("Model", r.Model),
             ("Pruned model", r.Output),
             ("Report", r.Report),
             ("Calibration", $"{r.Samples} samples from {r.Calibration}"),
-            ("Method", method),
+            ("Method", isWidth ? $"width pruning: {r.Metric}, {r.Strategy}" : method),
             ("Target", $"{r.Target} (seed {r.Seed})"),
             ("Layers", $"{r.OriginalLayers} → {r.FinalLayers}"),
-            ("Removed layers", Layers(r.RemovedLayers) + " (original indices, in removal order)"),
         ];
-        foreach (var round in r.Rounds)
+        if (r.WidthLayers is { } widthLayers)
         {
-            var removed = round.Removed.Count == 0 ? "nothing removed"
-                : "removed " + string.Join(", ", round.Removed.Select(x => $"{x.OriginalLayer} (score {Score(x.Score)})"));
-            var excluded = round.Excluded.Count == 0 ? "" : "; excluded " + string.Join(", ", round.Excluded.Select(x => $"{x.OriginalLayer} ({x.Filter})"));
-            rows.Add(($"  round {round.Round}", $"{removed}{excluded}; {round.LayersAfter} layers left, {ResultWriter.Number(round.Seconds, 1)} s"));
+            foreach (var l in widthLayers.Where(l => l.HeadsAfter != l.HeadsBefore || l.ChannelsAfter != l.ChannelsBefore || l.ParametersAfter != l.ParametersBefore))
+            {
+                rows.Add(($"  layer {l.OriginalLayer}", $"key/value groups {l.HeadsBefore} → {l.HeadsAfter}, channels {l.ChannelsBefore} → {l.ChannelsAfter}, parameters {N(l.ParametersBefore)} → {N(l.ParametersAfter)}"));
+            }
+        }
+        else
+        {
+            rows.Add(("Removed layers", Layers(r.RemovedLayers) + " (original indices, in removal order)"));
+            foreach (var round in r.Rounds)
+            {
+                var removed = round.Removed.Count == 0 ? "nothing removed"
+                    : "removed " + string.Join(", ", round.Removed.Select(x => $"{x.OriginalLayer} (score {Score(x.Score)})"));
+                var excluded = round.Excluded.Count == 0 ? "" : "; excluded " + string.Join(", ", round.Excluded.Select(x => $"{x.OriginalLayer} ({x.Filter})"));
+                rows.Add(($"  round {round.Round}", $"{removed}{excluded}; {round.LayersAfter} layers left, {ResultWriter.Number(round.Seconds, 1)} s"));
+            }
+
+            rows.Add(("Excluded by filters", Layers(r.ExcludedLayers)));
         }
 
-        rows.Add(("Excluded by filters", Layers(r.ExcludedLayers)));
         rows.Add(("Parameters", $"{N(r.ParametersBefore)} → {N(r.ParametersAfter)} ({ResultWriter.Number(100 * r.RemovedParameterRatio, 2)} % removed)"));
         rows.Add(("Stopped", r.StopReason.ToString() + (r.TargetReached ? "" : " (target not reached)")));
         rows.Add(("Saved as", r.SaveDtype));
@@ -420,11 +547,14 @@ internal static class PruneCommand
 }
 
 /// <summary>The result of <c>prune</c>.</summary>
-internal sealed record PruneResult(string Model, string Output, string Report, string Calibration, int Samples, string Metric, string? Perturber,
+internal sealed record PruneResult(PruningMode Mode, string Model, string Output, string Report, string Calibration, int Samples, string Metric, string? Perturber,
     string Strategy, IReadOnlyList<string> Filters, string Target, int Seed, int OriginalLayers, int FinalLayers, IReadOnlyList<int> RemovedLayers,
     IReadOnlyList<int> RemainingLayers, IReadOnlyList<int> ExcludedLayers, IReadOnlyList<PruneRoundResult> Rounds, long ParametersBefore,
     long ParametersAfter, double RemovedParameterRatio, PruningStopReason StopReason, bool TargetReached, string SaveDtype, double PruningSeconds,
-    double SaveSeconds, double Seconds);
+    double SaveSeconds, double Seconds, IReadOnlyList<WidthLayerResult>? WidthLayers);
+
+/// <summary>One layer of a width <c>prune</c>: its original index and its key/value groups, channels and parameters before and after.</summary>
+internal sealed record WidthLayerResult(int OriginalLayer, int HeadsBefore, int HeadsAfter, int ChannelsBefore, int ChannelsAfter, long ParametersBefore, long ParametersAfter);
 
 /// <summary>One round of <c>prune</c>.</summary>
 internal sealed record PruneRoundResult(int Round, IReadOnlyList<RemovedLayerResult> Removed, IReadOnlyList<ExcludedLayerResult> Excluded,

@@ -46,6 +46,14 @@ public sealed class PipOptions : PipelineOptions
     [ValidateObjectMembers]
     public IterativeGreedyStrategyOptions IterativeGreedy { get; set; } = new();
 
+    /// <summary>Name of the default width importance metric (see <see cref="IWidthImportanceMetricProvider"/>). Default <c>taylor</c> (registered by Pip.Torch).</summary>
+    [Required]
+    public string WidthMetric { get; set; } = "taylor";
+
+    /// <summary>Options of width pruning (<see cref="IWidthPruningPipelineFactory"/>).</summary>
+    [ValidateObjectMembers]
+    public WidthPruningOptions Width { get; set; } = new();
+
     /// <summary>Options of the perplexity-drop metric.</summary>
     [ValidateObjectMembers]
     public PerplexityDropMetricOptions PerplexityDrop { get; set; } = new();

@@ -117,6 +117,21 @@ public sealed class LlamaAttention : nn.Module<Tensor, RotaryCache, LayerKvCache
         oldO.Dispose();
     }
 
+    /// <summary>
+    /// Gives every projection (q, k, v, o) a bias, zero where it had none, as <c>attention_bias = true</c> asks of a
+    /// Llama checkpoint; then adds <paramref name="oBiasIncrement"/> to o_proj's bias. Call under no_grad.
+    /// </summary>
+    /// <param name="oBiasIncrement">[hidden] added to o_proj's bias, or null.</param>
+    internal void EnsureBiases(Tensor? oBiasIncrement)
+    {
+        foreach (var linear in new[] { q_proj, k_proj, v_proj, o_proj })
+        {
+            var weight = linear.weight!;
+            linear.bias ??= new Parameter(zeros(weight.shape[0], dtype: weight.dtype, device: weight.device), weight.requires_grad);
+        }
+        if (oBiasIncrement is not null) o_proj.bias!.add_(oBiasIncrement.to(o_proj.bias.dtype));
+    }
+
     /// <summary>Whether q/k/v and o projections have biases in a family: q/k/v for Qwen2 or Llama with attention_bias, o for Llama with attention_bias.</summary>
     internal static (bool QkvBias, bool OBias) Biases(LlamaConfig config) => config.Family switch
     {

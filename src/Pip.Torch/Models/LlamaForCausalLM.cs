@@ -184,6 +184,29 @@ public sealed class LlamaForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>
     }
 
     /// <summary>
+    /// Gives every layer's attention projections (when <paramref name="attention"/>) and MLP projections (when
+    /// <paramref name="mlp"/>) biases, zero where they had none, and sets <c>attention_bias</c> / <c>mlp_bias</c> in
+    /// <see cref="Config"/> so that a saved checkpoint loads in transformers (whose flags apply to all projections of
+    /// all layers). Llama family only: Mistral and Qwen2 have no such flags.
+    /// </summary>
+    /// <param name="attention">Whether to give the attention projections biases.</param>
+    /// <param name="mlp">Whether to give the MLP projections biases.</param>
+    /// <exception cref="NotSupportedException">The model is not of the Llama family.</exception>
+    internal void EnableProjectionBiases(bool attention, bool mlp)
+    {
+        if (!attention && !mlp) return;
+        if (Config.Family != DecoderFamily.Llama)
+            throw new NotSupportedException($"{Config.Family} checkpoints have no attention_bias/mlp_bias flags for o_proj/down_proj biases.");
+        using var noGrad = no_grad();
+        foreach (var layer in model.Layers)
+        {
+            if (attention) layer.SelfAttn.EnsureBiases(null);
+            if (mlp) layer.Mlp.EnsureBiases(null);
+        }
+        Config = Config with { AttentionBias = Config.AttentionBias || attention, MlpBias = Config.MlpBias || mlp };
+    }
+
+    /// <summary>
     /// The parameters under their Hugging Face names, in registration order. The tensors are the live parameters:
     /// do not dispose them; write them out, or clone them.
     /// </summary>

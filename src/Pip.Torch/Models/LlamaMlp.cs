@@ -66,6 +66,21 @@ public sealed class LlamaMlp : nn.Module<Tensor, Tensor>
         oldDown.Dispose();
     }
 
+    /// <summary>
+    /// Gives every projection (gate, up, down) a bias, zero where it had none, as <c>mlp_bias = true</c> asks of a
+    /// Llama checkpoint; then adds <paramref name="downBiasIncrement"/> to down_proj's bias. Call under no_grad.
+    /// </summary>
+    /// <param name="downBiasIncrement">[hidden] added to down_proj's bias, or null.</param>
+    internal void EnsureBiases(Tensor? downBiasIncrement)
+    {
+        foreach (var linear in new[] { gate_proj, up_proj, down_proj })
+        {
+            var weight = linear.weight!;
+            linear.bias ??= new Parameter(zeros(weight.shape[0], dtype: weight.dtype, device: weight.device), weight.requires_grad);
+        }
+        if (downBiasIncrement is not null) down_proj.bias!.add_(downBiasIncrement.to(down_proj.bias.dtype));
+    }
+
     /// <summary>The gate projection, Hugging Face name <c>gate_proj</c>.</summary>
     public Linear GateProj => gate_proj;
 

@@ -27,6 +27,10 @@ public sealed class PruneFixture : IAsyncLifetime
 
     internal CliRun Baseline { get; private set; } = null!;
 
+    public string WidthFolder => Path.Combine(Root, "pruned-width");
+
+    internal CliRun Width { get; private set; } = null!;
+
     public async Task InitializeAsync()
     {
         Directory.CreateDirectory(Root);
@@ -40,6 +44,9 @@ public sealed class PruneFixture : IAsyncLifetime
         Baseline = await CliRunner.RunAsync("prune", "--model", ModelFolder, "--out", BaselineFolder, "--metric", "block-influence",
             "--strategy", "one-shot", "--layers", "1", "--samples", "2", "--max-tokens", "32", "--calibration", BundledCalibration,
             "--report", BaselineReport, "--save-dtype", "bfloat16", "--json");
+        Width = await CliRunner.RunAsync("prune", "--model", ModelFolder, "--out", WidthFolder, "--mode", "width", "--metric", "flap",
+            "--units", "both", "--allocation", "adaptive", "--ratio", "0.1", "--layer-start", "1", "--layer-end", "3", "--bias-compensation",
+            "--samples", "2", "--max-tokens", "32", "--json");
     }
 
     public Task DisposeAsync()
@@ -347,5 +354,63 @@ public sealed class PruneCommandTests(PruneFixture fixture) : IClassFixture<Prun
     {
         using var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(folder, "config.json")));
         return json.RootElement.Clone();
+    }
+
+    [Fact]
+    public void Prune_WidthFlapAdaptive_PrunesUnitsOfTheRangeAndSavesALoadableCheckpointWithItsReport()
+    {
+        fixture.Width.ExitCode.Should().Be(ExitCodes.Success, fixture.Width.Error);
+        using var json = JsonDocument.Parse(fixture.Width.Out);
+        var root = json.RootElement;
+        root.GetProperty("mode").GetString().Should().Be("width");
+        root.GetProperty("metric").GetString().Should().Be("flap");
+        root.GetProperty("strategy").GetString().Should().Be("width-adaptive");
+        root.GetProperty("final_layers").GetInt32().Should().Be(TinyLayers);
+        var before = root.GetProperty("parameters_before").GetInt64();
+        var after = root.GetProperty("parameters_after").GetInt64();
+        after.Should().BeLessThan(before);
+
+        var layers = root.GetProperty("width_layers").EnumerateArray().ToArray();
+        layers.Should().HaveCount(TinyLayers);
+        foreach (var l in layers.Where(l => l.GetProperty("original_layer").GetInt32() is 0 or 3))
+        {
+            l.GetProperty("heads_after").GetInt32().Should().Be(l.GetProperty("heads_before").GetInt32(), "layers outside [1, 3) keep their units");
+            l.GetProperty("channels_after").GetInt32().Should().Be(176);
+        }
+
+        layers.Sum(l => l.GetProperty("channels_before").GetInt32() - l.GetProperty("channels_after").GetInt32()
+            + l.GetProperty("heads_before").GetInt32() - l.GetProperty("heads_after").GetInt32()).Should().BeGreaterThan(0);
+
+        var report = PruningReportJson.Deserialize(File.ReadAllText(Path.Combine(fixture.WidthFolder, "pruning-report.json")));
+        report.Settings.Mode.Should().Be(PruningMode.Width);
+        report.Rounds[0].Width!.BiasCompensation.Should().BeTrue();
+        report.Rounds[0].Width!.LayerStart.Should().Be(1);
+        report.Settings.Options["metric.GroupReduction"].Should().Be("Sum");
+
+        using var pruned = TorchCausalLM.Load(fixture.WidthFolder);
+        pruned.ParameterCount.Should().Be(after).And.Be(report.FinalParameterCount);
+        pruned.Config.MlpBias.Should().BeTrue();
+        pruned.Config.AttentionBias.Should().BeTrue();
+        for (int l = 0; l < TinyLayers; l++)
+        {
+            var record = report.Rounds[0].Width!.Layers[l];
+            pruned.GetUnitCount(l, WidthUnitKind.Heads).Should().Be(record.HeadsAfter);
+            pruned.GetUnitCount(l, WidthUnitKind.Channels).Should().Be(record.ChannelsAfter);
+        }
+    }
+
+    [Theory]
+    [InlineData(new[] { "--mode", "width", "--metric", "block-influence" }, "--metric: 'block-influence' is a depth metric")]
+    [InlineData(new[] { "--mode", "width", "--layers", "1" }, "--layers: width pruning removes no layer")]
+    [InlineData(new[] { "--mode", "width", "--metric", "taylor", "--bias-compensation" }, "--bias-compensation: needs the input means")]
+    [InlineData(new[] { "--mode", "width", "--layer-start", "3", "--layer-end", "2" }, "--layer-end")]
+    [InlineData(new[] { "--units", "heads" }, "--units: width options need --mode width")]
+    [InlineData(new[] { "--metric", "wanda-sp" }, "--metric: 'wanda-sp' is a width metric")]
+    public async Task Prune_InvalidWidthOptions_ExitsWithBadInputNamingTheOption(string[] options, string message)
+    {
+        var result = await CliRunner.RunAsync(["prune", "--model", fixture.ModelFolder, "--out", Path.Combine(fixture.Root, "never-" + Guid.NewGuid().ToString("N")), .. options]);
+
+        result.ExitCode.Should().Be(ExitCodes.BadInput, result.Error);
+        result.Error.Should().Contain(message);
     }
 }
