@@ -14,9 +14,10 @@ namespace Pip.Torch.Models;
 public sealed class OptAttention : nn.Module<Tensor, Tensor?, LayerKvCache?, Tensor>
 {
 #pragma warning disable IDE1006 // Hugging Face parameter names
-    private Linear q_proj;
+    // Declared in transformers' order (k, v, q, out), which is the registration and save order.
     private Linear k_proj;
     private Linear v_proj;
+    private Linear q_proj;
     private Linear out_proj;
 #pragma warning restore IDE1006
 
