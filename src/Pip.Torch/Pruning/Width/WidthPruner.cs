@@ -24,7 +24,7 @@ namespace Pip.Torch.Pruning.Width;
 /// <c>OPTForCausalLM</c> loads a uniformly FFN-pruned checkpoint, but no head-pruned one (it derives head_dim as
 /// hidden_size / num_attention_heads and builds q/k/v/out_proj as hidden_size × hidden_size; Pip writes
 /// <c>head_dim</c>, which it ignores) and no per-layer one (it reads no <c>per_layer_config</c>): those checkpoints
-/// are for Pip, and transformers refuses them with a shape-mismatch error rather than loading them wrongly.</para>
+/// are for Pip (transformers' layers would have the unpruned shapes, so the stored weights do not fit them).</para>
 /// <para>The function of the pruned model equals that of the original with the removed heads' o_proj input columns
 /// and the removed channels' down_proj columns set to zero. At least one group and one channel must remain in each
 /// layer (removing a whole sub-layer is not supported: remove the layer instead). Parameters are copied under
