@@ -3,8 +3,9 @@
 //           transformers loads them (check.py and compare.py): token ids, NLL and logits must agree.
 //   import: transformers makes tiny random models + a tokenizer trained with `tokenizers` (make_hf_models.py),
 //           save_pretrained writes them, and Pip loads them: token ids, NLL and logits must agree.
+//   opt: as export, for OPTForCausalLM folders (pre/post-norm, project_in/out, untied, depth+FFN pruned).
 //   pertimport: PIP's PertImport scores of Pip against the same quantity computed in PyTorch on the exported Llama.
-// Usage: dotnet run --project samples/HfCrossCheck -c Release -- [all|export|import|pertimport] [--work DIR] [--max-tokens N] [--sandbox DIR]
+// Usage: dotnet run --project samples/HfCrossCheck -c Release -- [all|export|import|pertimport|opt] [--work DIR] [--max-tokens N] [--sandbox DIR]
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
@@ -35,6 +36,7 @@ bool ok = true;
 if (mode is "all" or "export") ok &= Export();
 if (mode is "all" or "import") ok &= Import();
 if (mode is "all" or "pertimport") ok &= PertImport();
+if (mode is "all" or "opt") ok &= ExportOpt();
 Console.WriteLine(ok ? "ALL AGREE" : "MISMATCH");
 return ok ? 0 : 1;
 
@@ -142,6 +144,66 @@ bool PertImport()
     return ok;
 }
 
+bool ExportOpt()
+{
+    Console.WriteLine("== OPT export: Pip writes OPTForCausalLM folders (also after pruning), transformers reads ==");
+    var staging = Path.Combine(work, "tokenizer");
+    var bpe = new BpeTrainer(320, specialTokens: ["<s>", "</s>"]).Train([Text]);
+    HfTokenizerWriter.WriteByteLevelBpe(staging, bpe, "<s>", "</s>", addBosToken: true);
+    var tokenizer = HfTokenizer.Load(staging);
+    var baseConfig = new OptConfig
+    {
+        VocabSize = 320, HiddenSize = 64, FfnDim = 128, NumHiddenLayers = 3, NumAttentionHeads = 8, HeadDim = 8,
+        WordEmbedProjDim = 64, MaxPositionEmbeddings = 256, BosTokenId = 0, EosTokenIds = [1], PadTokenId = null,
+    };
+    var models = new (string Name, OptConfig Config, Action<TorchCausalLM>? Prune)[]
+    {
+        ("pip-opt-prenorm-tied", baseConfig, null),
+        ("pip-opt-350m-shape", baseConfig with { DoLayerNormBefore = false, WordEmbedProjDim = 32 }, null),
+        ("pip-opt-untied-projected", baseConfig with { TieWordEmbeddings = false, WordEmbedProjDim = 48 }, null),
+        ("pip-opt-depth-and-ffn-pruned", baseConfig with { NumHiddenLayers = 4 }, lm =>
+        {
+            lm.RemoveLayers([2]);
+            var opt = (OptForCausalLM)lm.Model;
+            for (var l = 0; l < opt.Layers.Count; l++) Pip.Torch.Pruning.Width.WidthPruner.PruneChannels(opt, l, Enumerable.Range(5 * l, 40).ToArray());
+        }),
+    };
+    bool ok = true;
+    int seed = 11;
+    foreach (var (name, config, prune) in models)
+    {
+        var dir = Path.Combine(work, name);
+        var model = OptForCausalLM.CreateRandom(config, seed, std: 0.15);
+        using (var generator = new TorchSharp.torch.Generator((ulong)seed++ + 1000))
+        using (no_grad())
+        {
+            foreach (var (parameterName, p) in model.named_parameters())
+            {
+                using var scope = NewDisposeScope();
+                if (parameterName.EndsWith("norm.weight", StringComparison.Ordinal) || parameterName.EndsWith(".bias", StringComparison.Ordinal))
+                    p.add_(randn(p.shape, generator: generator) * 0.2);
+            }
+        }
+        using (var lm = new TorchCausalLM(model, tokenizer, staging))
+        {
+            prune?.Invoke(lm);
+            lm.Save(dir, overwrite: true);
+        }
+        using var loaded = TorchCausalLM.Load(dir, ScalarType.Float32);
+        var ids = loaded.Tokenize(Text).Take(maxTokens).ToArray();
+        double nll = loaded.ComputeLossAsync([ids]).AsTask().GetAwaiter().GetResult();
+        WritePip(dir, ids, nll, Logits(loaded, ids));
+        var check = RunSandbox(Path.Combine(sandbox, "check.py"), dir, textFile, "--max-tokens", maxTokens.ToString(CultureInfo.InvariantCulture), "--bos");
+        var compare = RunSandbox(Path.Combine(scripts, "compare.py"), dir, textFile, "--max-tokens", maxTokens.ToString(CultureInfo.InvariantCulture));
+        var firstIds = check["first_ids"]!.AsArray().Select(n => n!.GetValue<int>()).ToArray();
+        bool idsOk = firstIds.SequenceEqual(ids.Take(firstIds.Length)) && check["tokens"]!.GetValue<int>() == ids.Length && compare["ids_equal"]!.GetValue<bool>();
+        ok &= Report($"{name} ({compare["architecture"]!.GetValue<string>()}, {loaded.LayerCount} layers)", check["transformers"]!.GetValue<string>(), ids.Length, idsOk, nll,
+            check["nll"]!.GetValue<double>(), compare["max_abs_logit_diff"]!.GetValue<double>());
+    }
+
+    return ok;
+}
+
 bool Report(string name, string version, int tokens, bool idsOk, double pip, double hf, double maxLogitDiff)
 {
     double rel = Math.Abs(pip - hf) / Math.Abs(hf);
@@ -189,7 +251,7 @@ static float[] Logits(TorchCausalLM lm, IReadOnlyList<int> ids)
     using var scope = NewDisposeScope();
     using var noGrad = no_grad();
     var input = tensor(ids.Select(i => (long)i).ToArray(), [1, ids.Count]);
-    return lm.Module.Logits(input).to_type(ScalarType.Float32).contiguous().data<float>().ToArray();
+    return lm.Model.Logits(input).to_type(ScalarType.Float32).contiguous().data<float>().ToArray();
 }
 
 static void WritePip(string dir, int[] ids, double nll, float[] logits)

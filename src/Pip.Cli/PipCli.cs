@@ -29,7 +29,7 @@ public static class PipCli
     public static RootCommand BuildRootCommand(CliContext? context = null)
     {
         context ??= new CliContext();
-        var root = new RootCommand("pip-prune: create, inspect, evaluate, prune and recover Llama-family checkpoints (Hugging Face folders) with Pip.")
+        var root = new RootCommand("pip-prune: create, inspect, evaluate, prune and recover Llama-family and OPT checkpoints (Hugging Face folders) with Pip.")
         {
             GlobalOptions.CreateLogLevel(),
             SettingsFile.CreateOption(),

@@ -8,11 +8,12 @@ using static TorchSharp.torch;
 namespace Pip.Torch;
 
 /// <summary>
-/// A Hugging Face Llama-layout checkpoint loaded into TorchSharp, with its tokenizer: the model Pip prunes,
-/// evaluates and saves.
+/// A Hugging Face checkpoint (Llama layout: Llama, Mistral, Qwen2; or OPT) loaded into TorchSharp, with its
+/// tokenizer: the model Pip prunes, evaluates and saves. The folder's <c>config.json</c> <c>model_type</c> chooses
+/// the module (<see cref="LlamaForCausalLM"/> or <see cref="OptForCausalLM"/>).
 /// </summary>
 /// <remarks>
-/// <para>Ownership: this object owns <see cref="Module"/> and disposes it. The folder it was loaded from is only read;
+/// <para>Ownership: this object owns <see cref="Model"/> and disposes it. The folder it was loaded from is only read;
 /// <see cref="Save"/> writes a new folder (atomically) and never modifies the source.</para>
 /// <para>Thread-safety: not thread-safe; use one instance from one thread at a time.</para>
 /// </remarks>
@@ -28,20 +29,25 @@ public sealed partial class TorchCausalLM : IWidthPrunableModel, IDisposable
     private readonly List<int> _originalIndices;
 
     /// <summary>Wraps a module and its tokenizer.</summary>
-    /// <param name="module">The model; owned by this object from now on.</param>
+    /// <param name="module">The model (<see cref="LlamaForCausalLM"/> or <see cref="OptForCausalLM"/>); owned by this object from now on.</param>
     /// <param name="tokenizer">Its tokenizer, or null (then <see cref="Tokenize"/> throws).</param>
     /// <param name="sourceFolder">The folder it was loaded from (companion files are copied from there on save), or null.</param>
-    public TorchCausalLM(LlamaForCausalLM module, HfTokenizer? tokenizer, string? sourceFolder = null)
+    public TorchCausalLM(ICausalLMModule module, HfTokenizer? tokenizer, string? sourceFolder = null)
     {
         ArgumentNullException.ThrowIfNull(module);
-        Module = module;
+        Model = module;
         Tokenizer = tokenizer;
         SourceFolder = sourceFolder;
         _originalIndices = Enumerable.Range(0, module.Layers.Count).ToList();
     }
 
-    /// <summary>The TorchSharp module.</summary>
-    public LlamaForCausalLM Module { get; }
+    /// <summary>The TorchSharp module, of any supported architecture.</summary>
+    public ICausalLMModule Model { get; }
+
+    /// <summary>The TorchSharp module of a Llama-layout model.</summary>
+    /// <exception cref="InvalidOperationException">The model is not Llama-layout (it is OPT: use <see cref="Model"/>).</exception>
+    public LlamaForCausalLM Module => Model as LlamaForCausalLM
+        ?? throw new InvalidOperationException($"This model is {Model.Config.Architecture}, not a Llama-layout model; use {nameof(Model)}.");
 
     /// <summary>The tokenizer, or null.</summary>
     public HfTokenizer? Tokenizer { get; }
@@ -49,22 +55,21 @@ public sealed partial class TorchCausalLM : IWidthPrunableModel, IDisposable
     /// <summary>The folder the model was loaded from, or null.</summary>
     public string? SourceFolder { get; }
 
-    /// <summary>The configuration (its <c>num_hidden_layers</c> follows pruning).</summary>
+    /// <summary>The configuration (<see cref="LlamaConfig"/> or <see cref="OptConfig"/>; its layer count and shapes follow pruning).</summary>
+    public IModelConfig ModelConfig => Model.Config;
+
+    /// <summary>The configuration of a Llama-layout model (its <c>num_hidden_layers</c> follows pruning).</summary>
+    /// <exception cref="InvalidOperationException">The model is not Llama-layout (use <see cref="ModelConfig"/>).</exception>
     public LlamaConfig Config => Module.Config;
 
     /// <inheritdoc />
-    public string Architecture => Config.Family switch
-    {
-        DecoderFamily.Mistral => "MistralForCausalLM",
-        DecoderFamily.Qwen2 => "Qwen2ForCausalLM",
-        _ => "LlamaForCausalLM",
-    };
+    public string Architecture => ModelConfig.Architecture;
 
     /// <inheritdoc />
-    public int LayerCount => Module.Layers.Count;
+    public int LayerCount => Model.Layers.Count;
 
     /// <inheritdoc />
-    public long ParameterCount => Module.CountParameters().Total;
+    public long ParameterCount => Model.CountParameters().Total;
 
     /// <inheritdoc />
     public IReadOnlyList<int> OriginalLayerIndices => _originalIndices;
@@ -83,10 +88,15 @@ public sealed partial class TorchCausalLM : IWidthPrunableModel, IDisposable
         ArgumentException.ThrowIfNullOrEmpty(folder);
         if (!Directory.Exists(folder)) throw new DirectoryNotFoundException($"Model folder '{folder}' does not exist.");
         using var checkpoint = CheckpointFolder.Open(folder);
-        var config = checkpoint.LoadConfig();
+        var config = checkpoint.LoadModelConfig();
         var type = TorchPrecision.Resolve(dtype, DtypeOf(config), device);
         HfTokenizer? tokenizer = File.Exists(Path.Combine(folder, "tokenizer.json")) ? HfTokenizer.Load(folder) : null;
-        var module = new LlamaForCausalLM(config, type, device);
+        ICausalLMModule module = config switch
+        {
+            OptConfig opt => new OptForCausalLM(opt, type, device),
+            LlamaConfig llama => new LlamaForCausalLM(llama, type, device),
+            _ => throw new NotSupportedException($"Model folder '{folder}': the architecture {config.Architecture} has no TorchSharp module."),
+        };
         try
         {
             var weights = TorchSafeTensors.Load(checkpoint, device, type);
@@ -110,7 +120,7 @@ public sealed partial class TorchCausalLM : IWidthPrunableModel, IDisposable
 
     /// <summary>The parameter type a config asks for (<c>torch_dtype</c>), float32 when absent.</summary>
     /// <param name="config">The configuration.</param>
-    public static ScalarType DtypeOf(LlamaConfig config) => config.TorchDtype switch
+    public static ScalarType DtypeOf(IModelConfig config) => (config ?? throw new ArgumentNullException(nameof(config))).TorchDtype switch
     {
         "bfloat16" => ScalarType.BFloat16,
         "float16" => ScalarType.Float16,
@@ -125,16 +135,16 @@ public sealed partial class TorchCausalLM : IWidthPrunableModel, IDisposable
     public void Save(string folder, ScalarType? dtype = null, bool overwrite = false, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(folder);
-        var stored = dtype ?? Module.Dtype;
-        var config = Config with { TorchDtype = stored switch { ScalarType.BFloat16 => "bfloat16", ScalarType.Float16 => "float16", _ => "float32" } };
+        var stored = dtype ?? Model.Dtype;
+        var config = ModelConfig.WithTorchDtype(stored switch { ScalarType.BFloat16 => "bfloat16", ScalarType.Float16 => "float16", _ => "float32" });
         var extras = SourceFolder is null
             ? []
             : CompanionFiles.Select(f => Path.Combine(SourceFolder, f)).Where(File.Exists).ToArray();
-        TorchSafeTensors.Save(folder, config, Module.NamedWeights(), new CheckpointSaveOptions { Overwrite = overwrite, ExtraFiles = extras }, stored, cancellationToken);
+        TorchSafeTensors.Save(folder, config, Model.NamedWeights(), new CheckpointSaveOptions { Overwrite = overwrite, ExtraFiles = extras }, stored, cancellationToken);
     }
 
     /// <inheritdoc />
-    public long GetLayerParameterCount(int layer) => Module.Layers[layer].ParameterCount;
+    public long GetLayerParameterCount(int layer) => Model.Layers[layer].parameters().Sum(p => p.numel());
 
     /// <inheritdoc />
     public IReadOnlyList<int> Tokenize(string text)
@@ -147,9 +157,10 @@ public sealed partial class TorchCausalLM : IWidthPrunableModel, IDisposable
     public ValueTask<double> ComputeLossAsync(IReadOnlyList<IReadOnlyList<int>> sequences, IReadOnlySet<int>? skipLayers = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(sequences);
-        var bad = skipLayers?.Where(l => l < 0 || l >= Module.Layers.Count).Order().ToArray() ?? [];
+        var module = Model;
+        var bad = skipLayers?.Where(l => l < 0 || l >= module.Layers.Count).Order().ToArray() ?? [];
         if (bad.Length > 0)
-            throw new ArgumentOutOfRangeException(nameof(skipLayers), $"Layers {string.Join(", ", bad)} cannot be skipped: the model has {Module.Layers.Count} layers.");
+            throw new ArgumentOutOfRangeException(nameof(skipLayers), $"Layers {string.Join(", ", bad)} cannot be skipped: the model has {module.Layers.Count} layers.");
         double nll = 0;
         long tokens = 0;
         using var noGrad = no_grad();
@@ -158,16 +169,16 @@ public sealed partial class TorchCausalLM : IWidthPrunableModel, IDisposable
             cancellationToken.ThrowIfCancellationRequested();
             if (sequence.Count < 2) continue;
             using var scope = NewDisposeScope();
-            using var batch = PaddedBatch.Create([sequence], Module.Device);
-            using var rope = Module.ComputeRotary(sequence.Count);
-            var hidden = Module.Embed(batch.Ids);
-            for (int l = 0; l < Module.Layers.Count; l++)
+            using var batch = PaddedBatch.Create([sequence], module.Device);
+            using var context = module.CreateLayerContext(sequence.Count);
+            var hidden = module.Embed(batch.Ids);
+            for (int l = 0; l < module.Layers.Count; l++)
             {
-                if (skipLayers is null || !skipLayers.Contains(l)) hidden = Module.Layers[l].call(hidden, rope);
+                if (skipLayers is null || !skipLayers.Contains(l)) hidden = module.ForwardLayer(l, hidden, context);
             }
 
             // The sequence's mean NLL, weighted by its token count: the result is the mean over all tokens.
-            nll += batch.SequenceLosses(Module.LmHead(Module.FinalNorm(hidden))).item<float>() * (double)(sequence.Count - 1);
+            nll += batch.SequenceLosses(module.LmHead(module.FinalNorm(hidden))).item<float>() * (double)(sequence.Count - 1);
             tokens += sequence.Count - 1;
         }
 
@@ -179,18 +190,18 @@ public sealed partial class TorchCausalLM : IWidthPrunableModel, IDisposable
     public void RemoveLayers(IReadOnlyCollection<int> layers)
     {
         ArgumentNullException.ThrowIfNull(layers);
-        Module.RemoveLayers(layers);
+        Model.RemoveLayers(layers);
         foreach (int l in layers.Distinct().OrderDescending()) _originalIndices.RemoveAt(l);
     }
 
     /// <summary>The TorchSharp module behind a model, or an error naming the metric that needs it.</summary>
     /// <param name="model">The model a metric was given.</param>
     /// <param name="metric">The metric's name.</param>
-    internal static LlamaForCausalLM Require(IPrunableModel model, string metric) =>
+    internal static ICausalLMModule Require(IPrunableModel model, string metric) =>
         model is TorchCausalLM torch
-            ? torch.Module
+            ? torch.Model
             : throw new NotSupportedException($"Metric '{metric}' needs a {nameof(TorchCausalLM)} (Pip.Torch); got {model.GetType().Name}.");
 
     /// <inheritdoc />
-    public void Dispose() => Module.Dispose();
+    public void Dispose() => Model.Dispose();
 }

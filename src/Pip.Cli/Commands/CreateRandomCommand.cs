@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
+using Pip.Checkpoints;
 using Pip.Cli.Infrastructure;
 using Pip.Torch;
 using Pip.Torch.Models;
@@ -10,7 +11,7 @@ using static TorchSharp.torch;
 namespace Pip.Cli.Commands;
 
 /// <summary>
-/// <c>create-random</c>: writes a randomly initialised Llama checkpoint (config.json, model.safetensors) with a
+/// <c>create-random</c>: writes a randomly initialised Llama or OPT checkpoint (config.json, model.safetensors) with a
 /// byte-level BPE tokenizer, for tests and benchmarks.
 /// </summary>
 internal static class CreateRandomCommand
@@ -26,7 +27,7 @@ internal static class CreateRandomCommand
         var output = CommonOptions.Out("The checkpoint folder to create (written atomically).");
         var preset = new Option<string>("--preset")
         {
-            Description = "The model shape: tiny (~0.25 M parameters, for tests), small (~28 M) or llama-3.2-1b (the shape of Llama-3.2-1B).",
+            Description = "The model shape: tiny (~0.25 M parameters, for tests), small (~28 M), llama-3.2-1b (the shape of Llama-3.2-1B) or opt-tiny (an OPT model of ~0.2 M parameters).",
             DefaultValueFactory = _ => "tiny",
         };
         preset.AcceptOnlyFromAmong([.. ModelPresets.Names]);
@@ -45,7 +46,7 @@ internal static class CreateRandomCommand
         var overwrite = CommonOptions.Overwrite();
         var json = CommonOptions.Json();
 
-        var command = new Command("create-random", "Write a randomly initialised Llama checkpoint (config, safetensors weights, tokenizer).")
+        var command = new Command("create-random", "Write a randomly initialised Llama or OPT checkpoint (config, safetensors weights, tokenizer).")
         {
             output, preset, seed, dtype, corpus, tokenizerVocab, overwrite, json,
         };
@@ -65,16 +66,23 @@ internal static class CreateRandomCommand
                 if (tokenizer.Tokens.Count > config.VocabSize)
                     throw new CliInputException($"The tokenizer has {tokenizer.Tokens.Count} tokens, more than the {config.VocabSize} of preset '{presetName}'; lower --tokenizer-vocab-size.");
                 HfTokenizerWriter.WriteByteLevelBpe(staging, tokenizer, BosToken, EosToken, addBosToken: true);
-                config = config with
+                var bos = tokenizer.IdOf(BosToken);
+                int[] eos = [tokenizer.IdOf(EosToken)!.Value];
+                config = config switch
                 {
-                    BosTokenId = tokenizer.IdOf(BosToken),
-                    EosTokenIds = [tokenizer.IdOf(EosToken)!.Value],
+                    OptConfig opt => opt with { BosTokenId = bos, EosTokenIds = eos },
+                    LlamaConfig llama => llama with { BosTokenId = bos, EosTokenIds = eos },
+                    _ => throw new InvalidOperationException($"Preset '{presetName}' has an unknown configuration type."),
                 };
                 ct.ThrowIfCancellationRequested();
 
                 run.Logger.LogInformation("Creating a random {Preset} model ({Layers} layers, hidden {Hidden}, vocabulary {Vocab}) in {Dtype}, seed {Seed}.",
                     presetName, config.NumHiddenLayers, config.HiddenSize, config.VocabSize, CommonOptions.DtypeName(type), run.Get(seed));
-                var module = LlamaForCausalLM.CreateRandom(config, run.Get(seed), type);
+                ICausalLMModule module = config switch
+                {
+                    OptConfig opt => OptForCausalLM.CreateRandom(opt, run.Get(seed), type),
+                    _ => LlamaForCausalLM.CreateRandom((LlamaConfig)config, run.Get(seed), type),
+                };
                 using var model = new TorchCausalLM(module, tokenizer: null, sourceFolder: staging);
                 ct.ThrowIfCancellationRequested();
                 run.Logger.LogInformation("Writing {Folder}.", folder);

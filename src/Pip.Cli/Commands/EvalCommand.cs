@@ -47,17 +47,17 @@ internal static class EvalCommand
             run.Logger.LogInformation("Tokenized {File}: {Tokens:N0} tokens in {Seconds:F1} s.", textFile, tokens.Count, clock.Elapsed.TotalSeconds);
             if (tokens.Count < 2)
                 throw new CliInputException($"Text file '{textFile}' gives {tokens.Count} token(s); at least 2 are needed.");
-            var outside = tokens.FirstOrDefault(t => t < 0 || t >= lm.Config.VocabSize, -1);
+            var outside = tokens.FirstOrDefault(t => t < 0 || t >= lm.ModelConfig.VocabSize, -1);
             if (outside >= 0)
-                throw new CliInputException($"Model folder '{lm.SourceFolder}': its tokenizer gives token id {outside}, outside the model's vocabulary of {lm.Config.VocabSize}.");
+                throw new CliInputException($"Model folder '{lm.SourceFolder}': its tokenizer gives token id {outside}, outside the model's vocabulary of {lm.ModelConfig.VocabSize}.");
 
             var windowsTotal = Perplexity.PlanWindows(tokens.Count, windowLength, strideLength).Count;
             var progress = run.WithBars(new ProgressLogger(run.Logger, windowsTotal), ProgressBars.Perplexity);
             clock.Restart();
-            var result = Perplexity.Evaluate(lm.Module, tokens, windowLength, strideLength, progress, ct);
+            var result = Perplexity.Evaluate(lm.Model, tokens, windowLength, strideLength, progress, ct);
             var seconds = clock.Elapsed.TotalSeconds;
 
-            var report = new EvalResult(lm.SourceFolder!, textFile, CommonOptions.DtypeName(lm.Module.Dtype), lm.Module.Device.ToString(), windowLength, strideLength,
+            var report = new EvalResult(lm.SourceFolder!, textFile, CommonOptions.DtypeName(lm.Model.Dtype), lm.Model.Device.ToString(), windowLength, strideLength,
                 result.Nll, result.Perplexity, result.TokenCount, result.Windows, Math.Round(seconds, 3), Math.Round(result.TokenCount / Math.Max(seconds, 1e-9), 1));
             if (run.Get(json)) ResultWriter.WriteJson(run.Out, report);
             else

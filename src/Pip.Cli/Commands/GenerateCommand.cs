@@ -29,13 +29,13 @@ internal static class GenerateCommand
             var text = run.Require(prompt);
             var ids = tokenizer.Encode(text);
             if (ids.Length == 0) throw new CliInputException("The prompt gives no tokens; pass a non-empty --prompt.");
-            var outside = ids.FirstOrDefault(t => t < 0 || t >= lm.Config.VocabSize, -1);
+            var outside = ids.FirstOrDefault(t => t < 0 || t >= lm.ModelConfig.VocabSize, -1);
             if (outside >= 0)
-                throw new CliInputException($"Model folder '{lm.SourceFolder}': its tokenizer gives token id {outside}, outside the model's vocabulary of {lm.Config.VocabSize}.");
-            var eos = tokenizer.EosTokenId ?? (lm.Config.EosTokenIds.Count > 0 ? lm.Config.EosTokenIds[0] : null);
+                throw new CliInputException($"Model folder '{lm.SourceFolder}': its tokenizer gives token id {outside}, outside the model's vocabulary of {lm.ModelConfig.VocabSize}.");
+            var eos = tokenizer.EosTokenId ?? (lm.ModelConfig.EosTokenIds.Count > 0 ? lm.ModelConfig.EosTokenIds[0] : null);
 
             var clock = Stopwatch.StartNew();
-            var generated = lm.Module.Generate(ids, run.Require(maxNew), eos, run.CancellationToken);
+            var generated = lm.Model.Generate(ids, run.Require(maxNew), eos, run.CancellationToken);
             var seconds = clock.Elapsed.TotalSeconds;
             var completion = tokenizer.Decode(generated);
             var stoppedAtEos = generated.Length > 0 && generated[^1] == eos;

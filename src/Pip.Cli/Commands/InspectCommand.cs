@@ -35,7 +35,9 @@ internal static partial class InspectCommand
     {
         var full = ModelLoading.RequireModelFolder(folder);
         using var checkpoint = CheckpointFolder.Open(full);
-        var config = checkpoint.LoadConfig();
+        var config = checkpoint.LoadModelConfig();
+        var opt = config as OptConfig;
+        var llama = config as LlamaConfig;
 
         long embeddings = 0, head = 0, finalNorm = 0, other = 0, bytes = 0;
         var layers = new long[config.NumHiddenLayers];
@@ -48,10 +50,12 @@ internal static partial class InspectCommand
             var count = info.ElementCount;
             bytes += info.ByteLength;
             dtypes.Add(DtypeName(info.DType));
-            var layer = LayerPattern().Match(name);
-            if (name == "model.embed_tokens.weight") embeddings += count;
+            var layer = opt is null ? LayerPattern().Match(name) : OptLayerPattern().Match(name);
+            // OPT: the position table and project_in count as embeddings, project_out with the final norm.
+            var part = opt is null ? name : (name.StartsWith("decoder.", StringComparison.Ordinal) ? "model." + name : name);
+            if (part is "model.embed_tokens.weight" or "model.decoder.embed_tokens.weight" or "model.decoder.embed_positions.weight" or "model.decoder.project_in.weight") embeddings += count;
             else if (name == "lm_head.weight") head += count;
-            else if (name == "model.norm.weight") finalNorm += count;
+            else if (part is "model.norm.weight" or "model.decoder.final_layer_norm.weight" or "model.decoder.final_layer_norm.bias" or "model.decoder.project_out.weight") finalNorm += count;
             else if (layer.Success && int.TryParse(layer.Groups[1].ValueSpan, NumberStyles.None, CultureInfo.InvariantCulture, out var l) && l < layers.Length) layers[l] += count;
             else other += count;
         }
@@ -59,18 +63,18 @@ internal static partial class InspectCommand
         var parameters = new ParameterReport(embeddings + head + finalNorm + layers.Sum() + other, embeddings, layers.Sum(), layers, finalNorm, head, other);
         return new InspectReport(
             Model: full,
-            Family: config.Family.ToString(),
+            Family: llama?.Family.ToString() ?? "OPT",
             Layers: config.NumHiddenLayers,
             HiddenSize: config.HiddenSize,
             AttentionHeads: config.NumAttentionHeads,
-            KeyValueHeads: config.NumKeyValueHeads,
-            HeadDim: config.HeadDim,
-            IntermediateSize: config.IntermediateSize,
+            KeyValueHeads: llama?.NumKeyValueHeads ?? config.NumAttentionHeads,
+            HeadDim: llama?.HeadDim ?? opt!.HeadDim,
+            IntermediateSize: llama?.IntermediateSize ?? opt!.FfnDim,
             VocabSize: config.VocabSize,
             Dtype: dtypes.Count == 0 ? config.TorchDtype ?? "float32" : string.Join('+', dtypes),
             TiedEmbeddings: config.TieWordEmbeddings,
-            RopeTheta: config.RopeTheta,
-            RopeScaling: config.RopeScaling?.RopeType,
+            RopeTheta: llama?.RopeTheta,
+            RopeScaling: llama?.RopeScaling?.RopeType,
             MaxPositionEmbeddings: config.MaxPositionEmbeddings,
             Shards: checkpoint.ShardFiles.Count,
             Parameters: parameters,
@@ -98,7 +102,9 @@ internal static partial class InspectCommand
             ("Vocabulary", N(r.VocabSize)),
             ("Dtype", r.Dtype),
             ("Tied embeddings", r.TiedEmbeddings ? "yes" : "no"),
-            ("RoPE", $"theta {r.RopeTheta.ToString(CultureInfo.InvariantCulture)}" + (r.RopeScaling is null ? "" : $", {r.RopeScaling} scaling") + $", max positions {N(r.MaxPositionEmbeddings)}"),
+            r.RopeTheta is { } theta
+                ? ("RoPE", $"theta {theta.ToString(CultureInfo.InvariantCulture)}" + (r.RopeScaling is null ? "" : $", {r.RopeScaling} scaling") + $", max positions {N(r.MaxPositionEmbeddings)}")
+                : ("Positions", $"learned, max positions {N(r.MaxPositionEmbeddings)}"),
             ("Parameters", N(p.Total)),
             ("  embeddings", N(p.Embeddings)),
             ("  layers", layerText),
@@ -120,6 +126,9 @@ internal static partial class InspectCommand
 
     [GeneratedRegex(@"^model\.layers\.(\d+)\.")]
     private static partial Regex LayerPattern();
+
+    [GeneratedRegex(@"^(?:model\.)?decoder\.layers\.(\d+)\.")]
+    private static partial Regex OptLayerPattern();
 }
 
 /// <summary>Parameter counts read from a checkpoint.</summary>
@@ -134,5 +143,5 @@ internal sealed record ParameterReport(long Total, long Embeddings, long Layers,
 
 /// <summary>The result of <c>inspect</c>.</summary>
 internal sealed record InspectReport(string Model, string Family, int Layers, int HiddenSize, int AttentionHeads, int KeyValueHeads, int HeadDim,
-    int IntermediateSize, int VocabSize, string Dtype, bool TiedEmbeddings, double RopeTheta, string? RopeScaling, int MaxPositionEmbeddings,
+    int IntermediateSize, int VocabSize, string Dtype, bool TiedEmbeddings, double? RopeTheta, string? RopeScaling, int MaxPositionEmbeddings,
     int Shards, ParameterReport Parameters, long WeightBytes, double WeightGib);

@@ -324,7 +324,7 @@ internal static class PruneCommand
             ModelLoading.RequireTokenizer(lm);
             if (target.Layers is { } wanted && wanted >= lm.LayerCount)
                 throw new CliInputException($"--layers {wanted}: the model in '{modelFolder}' has {lm.LayerCount} layers; at most {lm.LayerCount - 1} can be removed (one always stays).");
-            var storedType = run.Get(saveDtype) ?? TorchCausalLM.DtypeOf(lm.Config);
+            var storedType = run.Get(saveDtype) ?? TorchCausalLM.DtypeOf(lm.ModelConfig);
             calibrationSet = FitToTokens(calibrationSet, lm, metricOptions.MaxTokens);
             var sampleTokens = calibrationSet.Samples.Select(s => lm.Tokenize(s.Text).Count).ToArray();
             run.Logger.LogInformation("Calibration: {Count} samples from {File}, {Min}-{Max} tokens each (at most {MaxTokens}).",
@@ -372,8 +372,8 @@ internal static class PruneCommand
                     extras.Add(staged);
                 }
 
-                var config = lm.Config with { TorchDtype = CommonOptions.DtypeName(storedType) };
-                TorchSafeTensors.Save(outFolder, config, lm.Module.NamedWeights(), new CheckpointSaveOptions { Overwrite = overwriting, ExtraFiles = extras }, storedType, ct);
+                var config = lm.ModelConfig.WithTorchDtype(CommonOptions.DtypeName(storedType));
+                TorchSafeTensors.Save(outFolder, config, lm.Model.NamedWeights(), new CheckpointSaveOptions { Overwrite = overwriting, ExtraFiles = extras }, storedType, ct);
                 // The model is in place: the report outside it is written whatever happens now (a small, atomic write).
                 if (!reportInOut) await PruningReportJson.WriteAsync(result, reportFile, CancellationToken.None).ConfigureAwait(false);
             }

@@ -75,7 +75,7 @@ internal static class ModelLoading
             throw new CliInputException($"Model folder '{full}' cannot be loaded: {message}", e);
         }
         logger.LogInformation("Loaded {Folder}: {Layers} layers, {Parameters:N0} parameters, {Dtype} on {Device}, in {Seconds:F1} s.",
-            full, model.LayerCount, model.ParameterCount, CommonOptions.DtypeName(model.Module.Dtype), model.Module.Device, clock.Elapsed.TotalSeconds);
+            full, model.LayerCount, model.ParameterCount, CommonOptions.DtypeName(model.Model.Dtype), model.Model.Device, clock.Elapsed.TotalSeconds);
         return model;
     }
 

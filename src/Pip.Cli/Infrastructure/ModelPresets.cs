@@ -2,14 +2,14 @@ using Pip.Checkpoints;
 
 namespace Pip.Cli.Infrastructure;
 
-/// <summary>Named Llama shapes for <c>create-random</c>.</summary>
+/// <summary>Named model shapes (Llama and OPT) for <c>create-random</c>.</summary>
 internal static class ModelPresets
 {
     /// <summary>The preset names, in help order.</summary>
-    public static readonly IReadOnlyList<string> Names = ["tiny", "small", "llama-3.2-1b"];
+    public static readonly IReadOnlyList<string> Names = ["tiny", "small", "llama-3.2-1b", "opt-tiny"];
 
     /// <summary>The configuration of a preset (no BOS/EOS ids or dtype: the caller sets those).</summary>
-    public static LlamaConfig Get(string name) => name switch
+    public static IModelConfig Get(string name) => name switch
     {
         // ~0.25 M parameters, untied head: fast enough for tests.
         "tiny" => new LlamaConfig
@@ -59,6 +59,21 @@ internal static class ModelPresets
             RopeScaling = new RopeScaling("llama3", Factor: 32, LowFreqFactor: 1, HighFreqFactor: 4, OriginalMaxPositionEmbeddings: 8192),
             MaxPositionEmbeddings = 131072,
             TieWordEmbeddings = true,
+        },
+        // ~0.2 M parameters, OPT layout (learned positions, LayerNorm, ReLU MLP, biases, tied head): for tests.
+        "opt-tiny" => new OptConfig
+        {
+            VocabSize = 512,
+            HiddenSize = 64,
+            FfnDim = 256,
+            NumHiddenLayers = 4,
+            NumAttentionHeads = 4,
+            HeadDim = 16,
+            WordEmbedProjDim = 64,
+            MaxPositionEmbeddings = 2048,
+            DoLayerNormBefore = true,
+            TieWordEmbeddings = true,
+            PadTokenId = null,
         },
         _ => throw new CliInputException($"Unknown preset '{name}'; use one of {string.Join(", ", Names)}."),
     };

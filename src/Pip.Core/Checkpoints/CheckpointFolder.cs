@@ -106,6 +106,11 @@ public sealed class CheckpointFolder : IDisposable
     /// <exception cref="CheckpointFormatException">The configuration is malformed or unsupported.</exception>
     public LlamaConfig LoadConfig() => LlamaConfigSerializer.Load(ConfigPath);
 
+    /// <summary>Reads and validates <c>config.json</c> of any supported architecture (see <see cref="ModelConfigSerializer"/>).</summary>
+    /// <exception cref="FileNotFoundException">The folder has no <c>config.json</c>.</exception>
+    /// <exception cref="CheckpointFormatException">The configuration is malformed or unsupported.</exception>
+    public IModelConfig LoadModelConfig() => ModelConfigSerializer.Load(ConfigPath);
+
     /// <summary>Whether the checkpoint holds a tensor of this name.</summary>
     /// <param name="name">The tensor name.</param>
     public bool Contains(string name) => _tensorToShard.ContainsKey(name);

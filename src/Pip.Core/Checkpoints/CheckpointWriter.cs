@@ -35,7 +35,7 @@ public static class CheckpointWriter
     /// <exception cref="FileNotFoundException">An extra file does not exist.</exception>
     /// <exception cref="ArgumentException">The configuration is inconsistent, tensor names repeat, or an extra file's
     /// name collides with another file of the checkpoint.</exception>
-    public static void Save(string destinationFolder, LlamaConfig config, IEnumerable<SafeTensorSource> tensors, CheckpointSaveOptions? options = null, CancellationToken cancellationToken = default)
+    public static void Save(string destinationFolder, IModelConfig config, IEnumerable<SafeTensorSource> tensors, CheckpointSaveOptions? options = null, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(destinationFolder);
         ArgumentNullException.ThrowIfNull(config);
@@ -55,7 +55,7 @@ public static class CheckpointWriter
         if (destinationNonEmpty && !options.Overwrite)
             throw new IOException($"Cannot save the checkpoint to '{destination}': the folder exists and is not empty (set Overwrite to replace it).");
 
-        var configText = LlamaConfigSerializer.Serialize(config);
+        var configText = config.Serialize();
         var extras = CheckExtraFiles(options.ExtraFiles);
 
         Directory.CreateDirectory(parent);

@@ -34,7 +34,7 @@ public sealed record LayerShape(int NumAttentionHeads, int NumKeyValueHeads, int
 /// Immutable. <see cref="Raw"/> keeps every key of the file so that a saved copy loses nothing it does not understand;
 /// the serializer writes typed properties over the raw keys, so a changed copy (fewer layers, say) stays consistent.
 /// </remarks>
-public sealed record LlamaConfig
+public sealed record LlamaConfig : IModelConfig
 {
     /// <summary>The model family (from <c>architectures</c>/<c>model_type</c>).</summary>
     public required DecoderFamily Family { get; init; }
@@ -95,6 +95,28 @@ public sealed record LlamaConfig
 
     /// <summary>Every key of the source file, for lossless saving. Null for a config built in code.</summary>
     public JsonObject? Raw { get; init; }
+
+    /// <inheritdoc/>
+    public string ModelType => Family switch
+    {
+        DecoderFamily.Mistral => "mistral",
+        DecoderFamily.Qwen2 => "qwen2",
+        _ => "llama",
+    };
+
+    /// <inheritdoc/>
+    public string Architecture => Family switch
+    {
+        DecoderFamily.Mistral => "MistralForCausalLM",
+        DecoderFamily.Qwen2 => "Qwen2ForCausalLM",
+        _ => "LlamaForCausalLM",
+    };
+
+    /// <inheritdoc/>
+    public IModelConfig WithTorchDtype(string? torchDtype) => this with { TorchDtype = torchDtype };
+
+    /// <inheritdoc/>
+    public string Serialize() => LlamaConfigSerializer.Serialize(this);
 
     /// <summary>Number of query heads that share one key/value head (global value; see <see cref="ShapeOf"/>).</summary>
     public int GroupSize => NumAttentionHeads / NumKeyValueHeads;

@@ -112,7 +112,7 @@ public static class TorchSafeTensors
     /// <param name="options">Save options; null for the defaults.</param>
     /// <param name="dtype">The floating-point type to store floating-point tensors as; null to keep each tensor's type.</param>
     /// <param name="cancellationToken">Cancels the save; the destination is then left as it was.</param>
-    public static void Save(string destinationFolder, LlamaConfig config, IEnumerable<KeyValuePair<string, Tensor>> tensors, CheckpointSaveOptions? options = null, ScalarType? dtype = null, CancellationToken cancellationToken = default)
+    public static void Save(string destinationFolder, IModelConfig config, IEnumerable<KeyValuePair<string, Tensor>> tensors, CheckpointSaveOptions? options = null, ScalarType? dtype = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(tensors);
         CheckTargetType(dtype);

@@ -136,8 +136,8 @@ public static class Comparison
             architecture = model.Architecture;
             originalLayers = model.LayerCount;
             originalParameters = model.ParameterCount;
-            dtypeName = model.Module.Dtype.ToString().ToLowerInvariant();
-            deviceName = model.Module.Device.ToString();
+            dtypeName = model.Model.Dtype.ToString().ToLowerInvariant();
+            deviceName = model.Model.Device.ToString();
             corpora = [.. texts.Select(t => CorpusPerplexity.Tokenize(t, tokenizer))];
             foreach (var c in corpora)
             {
@@ -156,7 +156,7 @@ public static class Comparison
                 LayerCount = model.LayerCount,
                 ParameterCount = model.ParameterCount,
                 RemovedParameterRatio = 0,
-                WeightGiB = ModelStatisticsMeter.Size(model.Module).WeightGiB,
+                WeightGiB = ModelStatisticsMeter.Size(model.Model).WeightGiB,
                 Perplexity = evaluation.Perplexity,
                 Tasks = evaluation.Tasks,
                 AverageAccuracy = evaluation.Average,
@@ -297,7 +297,7 @@ public static class Comparison
             LayerCount = model.LayerCount,
             ParameterCount = model.ParameterCount,
             RemovedParameterRatio = originalParameters == 0 ? 0 : (double)(originalParameters - model.ParameterCount) / originalParameters,
-            WeightGiB = ModelStatisticsMeter.Size(model.Module).WeightGiB,
+            WeightGiB = ModelStatisticsMeter.Size(model.Model).WeightGiB,
             Perplexity = evaluation.Perplexity,
             Tasks = evaluation.Tasks,
             AverageAccuracy = evaluation.Average,
@@ -360,7 +360,7 @@ public static class Comparison
             ct.ThrowIfCancellationRequested();
             var windowProgress = context.Progress is null ? null : new Forward<PerplexityProgress>(p =>
                 context.Progress.Report(new ComparisonProgress(run, context.RunCount, method, ratio, ComparisonStage.Perplexity, corpus.Name, p.WindowsDone, p.WindowsTotal)));
-            var result = CorpusPerplexity.Evaluate(model.Module, corpus, context.Windowing, windowProgress, ct);
+            var result = CorpusPerplexity.Evaluate(model.Model, corpus, context.Windowing, windowProgress, ct);
             perplexities.Add(new DatasetPerplexity(corpus.Name, result.Perplexity, result.Nll, result.TokenCount, result.Windows));
         }
 

@@ -94,7 +94,7 @@ public static class CorpusPerplexity
     /// <param name="cancellationToken">Checked before every window.</param>
     /// <returns>The result.</returns>
     /// <exception cref="ArgumentException">The corpus is shorter than one window (when partial windows are dropped) or than 2 tokens, or a token is outside the vocabulary.</exception>
-    public static PerplexityResult Evaluate(LlamaForCausalLM model, TokenizedCorpus corpus, CorpusWindowing? windowing = null,
+    public static PerplexityResult Evaluate(ICausalLMModule model, TokenizedCorpus corpus, CorpusWindowing? windowing = null,
         IProgress<PerplexityProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(model);
@@ -143,7 +143,7 @@ public static class CorpusPerplexity
     }
 
     /// <summary>The summed NLL (nats) of the scored tokens of windows [start, end), all of one shape, in one forward pass.</summary>
-    private static double BatchNll(LlamaForCausalLM model, IReadOnlyList<int> tokens, IReadOnlyList<EvaluationWindow> windows, int start, int end)
+    private static double BatchNll(ICausalLMModule model, IReadOnlyList<int> tokens, IReadOnlyList<EvaluationWindow> windows, int start, int end)
     {
         using var scope = NewDisposeScope();
         var shape = windows[start];
@@ -156,7 +156,7 @@ public static class CorpusPerplexity
         }
 
         var input = tensor(ids, new long[] { count, shape.Length }, dtype: ScalarType.Int64, device: model.Device);
-        using var decoded = model.Model.call(new CausalLMInput(input));
+        using var decoded = model.Decode(new CausalLMInput(input));
         // Position p predicts token p + 1; only the scored positions go through the (large) head.
         var offset = shape.ScoredFrom - shape.Start - 1;
         var hidden = decoded.LastHiddenState.narrow(1, offset, shape.ScoredCount);

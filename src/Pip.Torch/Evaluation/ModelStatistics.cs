@@ -36,7 +36,7 @@ public static class ModelStatisticsMeter
     /// <summary>The bytes of a model's distinct parameters, each in its own type.</summary>
     /// <param name="model">The model.</param>
     /// <returns>The bytes.</returns>
-    public static long WeightBytes(LlamaForCausalLM model)
+    public static long WeightBytes(ICausalLMModule model)
     {
         ArgumentNullException.ThrowIfNull(model);
         return model.parameters().Sum(p => p.numel() * p.ElementSize);
@@ -45,7 +45,7 @@ public static class ModelStatisticsMeter
     /// <summary>Size statistics without the decoding benchmark.</summary>
     /// <param name="model">The model.</param>
     /// <returns>The statistics (<see cref="ModelStatistics.Decoding"/> null).</returns>
-    public static ModelStatistics Size(LlamaForCausalLM model)
+    public static ModelStatistics Size(ICausalLMModule model)
     {
         ArgumentNullException.ThrowIfNull(model);
         return new ModelStatistics(model.CountParameters().Total, WeightBytes(model), null);
@@ -58,7 +58,7 @@ public static class ModelStatisticsMeter
     /// <param name="clock">The clock, or null for the system's.</param>
     /// <param name="cancellationToken">Checked before every step.</param>
     /// <returns>The statistics.</returns>
-    public static ModelStatistics Measure(LlamaForCausalLM model, IReadOnlyList<int> prompt, DecodeBenchmarkOptions? options = null,
+    public static ModelStatistics Measure(ICausalLMModule model, IReadOnlyList<int> prompt, DecodeBenchmarkOptions? options = null,
         TimeProvider? clock = null, CancellationToken cancellationToken = default)
     {
         var size = Size(model);
@@ -77,7 +77,7 @@ public static class ModelStatisticsMeter
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(prompt);
-        return Measure(model.Module, model.Tokenize(prompt), options, clock, cancellationToken);
+        return Measure(model.Model, model.Tokenize(prompt), options, clock, cancellationToken);
     }
 
     /// <summary>
@@ -91,7 +91,7 @@ public static class ModelStatisticsMeter
     /// <param name="clock">The clock, or null for the system's.</param>
     /// <param name="cancellationToken">Checked before every step.</param>
     /// <returns>The timings.</returns>
-    public static DecodeTimingResult MeasureDecoding(LlamaForCausalLM model, IReadOnlyList<int> prompt, DecodeBenchmarkOptions? options = null,
+    public static DecodeTimingResult MeasureDecoding(ICausalLMModule model, IReadOnlyList<int> prompt, DecodeBenchmarkOptions? options = null,
         TimeProvider? clock = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(model);
@@ -106,7 +106,7 @@ public static class ModelStatisticsMeter
     }
 
     /// <summary>Greedy decoding with a KV cache of exactly <paramref name="newTokens"/> tokens, calling back after each.</summary>
-    internal static int[] GreedyDecode(LlamaForCausalLM model, IReadOnlyList<int> prompt, int newTokens, Action? onToken, CancellationToken cancellationToken)
+    internal static int[] GreedyDecode(ICausalLMModule model, IReadOnlyList<int> prompt, int newTokens, Action? onToken, CancellationToken cancellationToken)
     {
         var generated = new int[newTokens];
         using var noGrad = no_grad();

@@ -89,7 +89,7 @@ public static class Perplexity
     /// <param name="cancellationToken">Checked before every window.</param>
     /// <returns>The result.</returns>
     /// <exception cref="ArgumentException">No token would be scored, or a token is outside the vocabulary.</exception>
-    public static PerplexityResult Evaluate(LlamaForCausalLM model, IReadOnlyList<int> tokens, int windowLength, int? stride = null,
+    public static PerplexityResult Evaluate(ICausalLMModule model, IReadOnlyList<int> tokens, int windowLength, int? stride = null,
         IProgress<PerplexityProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(tokens);
@@ -108,7 +108,7 @@ public static class Perplexity
     /// <param name="cancellationToken">Checked before every window.</param>
     /// <returns>The result.</returns>
     /// <exception cref="ArgumentException">No token would be scored, or a token is outside the vocabulary.</exception>
-    public static PerplexityResult EvaluateSequences(LlamaForCausalLM model, IReadOnlyList<IReadOnlyList<int>> sequences, int windowLength,
+    public static PerplexityResult EvaluateSequences(ICausalLMModule model, IReadOnlyList<IReadOnlyList<int>> sequences, int windowLength,
         int? stride = null, IProgress<PerplexityProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(model);
@@ -144,13 +144,13 @@ public static class Perplexity
     }
 
     /// <summary>The summed NLL (nats) of the scored tokens of one window.</summary>
-    private static double WindowNll(LlamaForCausalLM model, IReadOnlyList<int> tokens, EvaluationWindow window)
+    private static double WindowNll(ICausalLMModule model, IReadOnlyList<int> tokens, EvaluationWindow window)
     {
         using var scope = NewDisposeScope();
         var ids = new long[window.Length];
         for (var i = 0; i < ids.Length; i++) ids[i] = tokens[window.Start + i];
         var input = tensor(ids, new long[] { 1, ids.Length }, dtype: ScalarType.Int64, device: model.Device);
-        using var decoded = model.Model.call(new CausalLMInput(input));
+        using var decoded = model.Decode(new CausalLMInput(input));
         // Logits at positions p predict token p + 1; only the scored targets need the (large) head.
         var first = window.ScoredFrom - window.Start - 1;
         var hidden = decoded.LastHiddenState.narrow(1, first, window.ScoredCount);

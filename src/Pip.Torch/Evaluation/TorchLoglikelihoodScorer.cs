@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace Pip.Torch.Evaluation;
 
 /// <summary>
-/// Scores log-likelihood requests with a <see cref="LlamaForCausalLM"/> the way lm-evaluation-harness's Hugging Face
+/// Scores log-likelihood requests with an <see cref="ICausalLMModule"/> the way lm-evaluation-harness's Hugging Face
 /// model does: the input is (context + continuation)[-(maxLength + 1):][:-1] (left-truncated), the continuation's
 /// tokens are read from the last positions, log-softmax in float32 under no_grad. The requests of one call are run as
 /// right-padded batches (padding after a sequence cannot change a causal model's earlier positions).
@@ -13,14 +13,14 @@ namespace Pip.Torch.Evaluation;
 /// <remarks>Not thread-safe. Does not own the model.</remarks>
 public sealed class TorchLoglikelihoodScorer : ILoglikelihoodScorer
 {
-    private readonly LlamaForCausalLM _model;
+    private readonly ICausalLMModule _model;
 
     /// <summary>Creates a scorer.</summary>
     /// <param name="model">The model.</param>
     /// <param name="encoder">Turns text requests into ids (see <see cref="RequestEncoder"/>).</param>
     /// <param name="maxLength">The longest input, or null for the model's <c>max_position_embeddings</c>.</param>
     /// <param name="maxBatchSize">The most sequences run in one forward pass.</param>
-    public TorchLoglikelihoodScorer(LlamaForCausalLM model, RequestEncoder encoder, int? maxLength = null, int maxBatchSize = 8)
+    public TorchLoglikelihoodScorer(ICausalLMModule model, RequestEncoder encoder, int? maxLength = null, int maxBatchSize = 8)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(encoder);
@@ -38,7 +38,7 @@ public sealed class TorchLoglikelihoodScorer : ILoglikelihoodScorer
     /// <param name="maxBatchSize">The most sequences run in one forward pass.</param>
     /// <exception cref="InvalidOperationException">The model has no tokenizer.</exception>
     public TorchLoglikelihoodScorer(TorchCausalLM model, int? maxLength = null, int maxBatchSize = 8)
-        : this((model ?? throw new ArgumentNullException(nameof(model))).Module,
+        : this((model ?? throw new ArgumentNullException(nameof(model))).Model,
             RequestEncoder.FromTokenizer(model.Tokenizer ?? throw new InvalidOperationException("The model was loaded without a tokenizer.json; it cannot score text.")),
             maxLength, maxBatchSize)
     {
@@ -108,7 +108,7 @@ public sealed class TorchLoglikelihoodScorer : ILoglikelihoodScorer
         var ids = new long[inputs.Length * length];
         for (var b = 0; b < inputs.Length; b++) inputs[b].CopyTo(ids, b * length);
         var batch = tensor(ids, new long[] { inputs.Length, length }, dtype: ScalarType.Int64, device: _model.Device);
-        using var decoded = _model.Model.call(new CausalLMInput(batch));
+        using var decoded = _model.Decode(new CausalLMInput(batch));
         for (var b = 0; b < inputs.Length; b++)
         {
             // Positions inputLength - contLength … inputLength - 1 predict the continuation's tokens.

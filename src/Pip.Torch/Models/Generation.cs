@@ -2,7 +2,7 @@ using static TorchSharp.torch;
 
 namespace Pip.Torch.Models;
 
-/// <summary>Greedy text generation (batch of one) for a <see cref="LlamaForCausalLM"/>.</summary>
+/// <summary>Greedy text generation (batch of one) for an <see cref="ICausalLMModule"/>.</summary>
 public static class Generation
 {
     /// <summary>
@@ -15,7 +15,7 @@ public static class Generation
     /// <param name="eosId">The end-of-sequence id, or null.</param>
     /// <param name="cancellationToken">Checked before every step.</param>
     /// <returns>The generated token ids (without the prompt).</returns>
-    public static int[] Generate(this LlamaForCausalLM model, IReadOnlyList<int> prompt, int maxNewTokens, int? eosId = null, CancellationToken cancellationToken = default)
+    public static int[] Generate(this ICausalLMModule model, IReadOnlyList<int> prompt, int maxNewTokens, int? eosId = null, CancellationToken cancellationToken = default)
     {
         Check(model, prompt, maxNewTokens);
         var generated = new List<int>(maxNewTokens);
@@ -47,7 +47,7 @@ public static class Generation
     /// <param name="eosId">The end-of-sequence id, or null.</param>
     /// <param name="cancellationToken">Checked before every step.</param>
     /// <returns>The generated token ids (without the prompt).</returns>
-    public static int[] GenerateWithoutCache(this LlamaForCausalLM model, IReadOnlyList<int> prompt, int maxNewTokens, int? eosId = null, CancellationToken cancellationToken = default)
+    public static int[] GenerateWithoutCache(this ICausalLMModule model, IReadOnlyList<int> prompt, int maxNewTokens, int? eosId = null, CancellationToken cancellationToken = default)
     {
         Check(model, prompt, maxNewTokens);
         var sequence = new List<int>(prompt);
@@ -66,7 +66,7 @@ public static class Generation
         return generated.ToArray();
     }
 
-    private static void Check(LlamaForCausalLM model, IReadOnlyList<int> prompt, int maxNewTokens)
+    private static void Check(ICausalLMModule model, IReadOnlyList<int> prompt, int maxNewTokens)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(prompt);

@@ -17,7 +17,7 @@ namespace Pip.Torch.Models;
 /// <see cref="LlamaDecoderLayer.forward"/>), <see cref="FinalNorm"/> and <see cref="LmHead"/>.
 /// Sequences in a batch must have the same length: there is no padding mask.
 /// </remarks>
-public sealed class LlamaForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>
+public sealed class LlamaForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>, ICausalLMModule
 {
     /// <summary>The name of the untied output projection weight.</summary>
     public const string LmHeadWeightName = "lm_head.weight";
@@ -130,6 +130,30 @@ public sealed class LlamaForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>
     /// <returns>Logits in the model's type.</returns>
     public Tensor LmHead(Tensor hidden) =>
         lm_head is null ? nn.functional.linear(hidden, model.EmbedTokens.Weight) : lm_head.call(hidden);
+
+    /// <inheritdoc/>
+    IModelConfig ICausalLMModule.Config => Config;
+
+    /// <inheritdoc/>
+    IReadOnlyList<nn.Module> ICausalLMModule.Layers => Layers;
+
+    /// <inheritdoc/>
+    public DecoderLayerContext CreateLayerContext(long length, long batch = 1) =>
+        new(length, batch, ComputeRotary(length, batch), null);
+
+    /// <inheritdoc/>
+    public Tensor ForwardLayer(int layer, Tensor hidden, DecoderLayerContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        var rope = context.Rotary ?? throw new ArgumentException("The context was not made by this model (it has no rotary tables).", nameof(context));
+        return model.Layers[layer].call(hidden, rope);
+    }
+
+    /// <inheritdoc/>
+    public DecoderOutput Decode(CausalLMInput input) => model.call(input);
+
+    /// <inheritdoc/>
+    IModelConfig ICausalLMModule.RemoveLayers(IReadOnlyCollection<int> indices) => RemoveLayers(indices);
 
     /// <inheritdoc/>
     public override CausalLMOutput forward(CausalLMInput input)
@@ -283,7 +307,7 @@ public sealed class LlamaForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>
     public long ParameterCount => CountParameters().Total;
 }
 
-/// <summary>Parameter counts of a <see cref="LlamaForCausalLM"/>.</summary>
+/// <summary>Parameter counts of an <see cref="ICausalLMModule"/> (see its implementations for what each part holds).</summary>
 /// <param name="Total">Every distinct parameter (tied embedding/head counted once).</param>
 /// <param name="Embedding">The token embedding.</param>
 /// <param name="LmHead">The untied output projection; 0 when tied.</param>

@@ -54,6 +54,8 @@ public sealed class LlamaModel : nn.Module<CausalLMInput, DecoderOutput>
     public override DecoderOutput forward(CausalLMInput input)
     {
         ArgumentNullException.ThrowIfNull(input);
+        if (input.AttentionMask is not null)
+            throw new NotSupportedException("Llama-layout models take no attention mask: sequences in a batch must have equal lengths (right padding is exact for causal models when the pads are ignored).");
         var ids = input.InputIds;
         if (ids.dim() != 2)
             throw new ArgumentException($"input ids must have shape [batch, seq], got {ModelParts.Shape(ids.shape)}.", nameof(input));

@@ -22,6 +22,13 @@ public sealed class CausalLMInput
     /// <summary>A key/value cache to read and extend, or null. Sequences in a batch must have equal lengths (there is no padding mask).</summary>
     public KvCache? Cache { get; init; }
 
+    /// <summary>
+    /// A padding mask [batch, cached + seq] (1 for real tokens, 0 for pads; any numeric type), or null for none.
+    /// Supported by <see cref="OptForCausalLM"/> (it also derives the positions from it, as transformers does, so
+    /// left padding works); <see cref="LlamaForCausalLM"/> refuses it.
+    /// </summary>
+    public Tensor? AttentionMask { get; init; }
+
     /// <summary>Whether to return the hidden state entering every layer and the one leaving the last layer.</summary>
     public bool OutputHiddenStates { get; init; }
 }

@@ -18,7 +18,7 @@ internal static class GradientScoring
     /// <param name="afterGroup">Called after each group (progress).</param>
     /// <param name="recompute">Recompute layers in the backward pass instead of keeping their graphs (see <see cref="LayerwiseBackward.Run"/>).</param>
     public static double[] MeanNormPerParameter(
-        LlamaForCausalLM model,
+        ICausalLMModule model,
         IReadOnlyList<IReadOnlyList<IReadOnlyList<int>>> groups,
         IReadOnlyList<IReadOnlyList<double>> signs,
         INormAggregator norm,
@@ -29,7 +29,7 @@ internal static class GradientScoring
         if (groups.Count == 0) throw new ArgumentException("At least one calibration sample is needed.", nameof(groups));
         if (signs.Count != groups.Count) throw new ArgumentException("Each group needs its signs.", nameof(signs));
         int layers = model.Layers.Count;
-        var counts = model.Layers.Select(l => (double)l.ParameterCount).ToArray();
+        var counts = model.Layers.Select(l => (double)l.parameters().Sum(p => p.numel())).ToArray();
         var sums = new double[layers];
         for (int g = 0; g < groups.Count; g++)
         {
@@ -63,7 +63,7 @@ internal static class GradientScoring
     /// <param name="sequences">The calibration sequences.</param>
     /// <param name="cancellationToken">Cancels the work.</param>
     /// <param name="recompute">Recompute layers in the backward pass instead of keeping their graphs.</param>
-    public static double[] Taylor(LlamaForCausalLM model, IReadOnlyList<IReadOnlyList<int>> sequences, CancellationToken cancellationToken, bool recompute = false)
+    public static double[] Taylor(ICausalLMModule model, IReadOnlyList<IReadOnlyList<int>> sequences, CancellationToken cancellationToken, bool recompute = false)
     {
         var result = new double[model.Layers.Count];
         using var batch = PaddedBatch.Create(sequences, model.Device);

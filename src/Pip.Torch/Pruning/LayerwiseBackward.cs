@@ -36,13 +36,13 @@ internal static class LayerwiseBackward
     /// during the backward pass (activation checkpointing: about one extra forward pass, for long sequences or
     /// models whose activations do not fit).
     /// </param>
-    public static void Run(LlamaForCausalLM model, Tensor inputIds, Func<Tensor, Tensor> objective, LayerGradients onLayer, CancellationToken cancellationToken, bool recompute = false)
+    public static void Run(ICausalLMModule model, Tensor inputIds, Func<Tensor, Tensor> objective, LayerGradients onLayer, CancellationToken cancellationToken, bool recompute = false)
     {
         var layers = model.Layers;
         var parameters = layers.Select(l => l.parameters().Select(p => (Tensor)p).ToArray()).ToArray();
         long batch = inputIds.shape[0], length = inputIds.shape[1];
         using var scope = NewDisposeScope();
-        using var rope = model.ComputeRotary(length, batch);
+        using var context = model.CreateLayerContext(length, batch);
         var inputs = new Tensor[layers.Count];
         var outputs = new Tensor?[layers.Count];
         Tensor hidden;
@@ -53,7 +53,7 @@ internal static class LayerwiseBackward
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 inputs[l] = recompute ? hidden : hidden.requires_grad_(true);
-                var output = layers[l].call(inputs[l], rope);
+                var output = model.ForwardLayer(l, inputs[l], context);
                 outputs[l] = recompute ? null : output;
                 hidden = recompute ? output : output.detach();
             }
@@ -79,7 +79,7 @@ internal static class LayerwiseBackward
                 if (recompute)
                 {
                     input = inputs[l].detach().requires_grad_(true);
-                    output = layers[l].call(input, rope);
+                    output = model.ForwardLayer(l, input, context);
                 }
                 else
                 {

@@ -242,12 +242,12 @@ public sealed class BlockInfluenceMetric : IImportanceMetric
             if (ids.Count == 0) continue;
             using var scope = NewDisposeScope();
             var input = tensor(ids.Select(i => (long)i).ToArray(), [1, ids.Count], device: module.Device);
-            using var rope = module.ComputeRotary(ids.Count);
+            using var context = module.CreateLayerContext(ids.Count);
             var hidden = module.Embed(input);
             for (int l = 0; l < layers.Count; l++)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                var output = layers[l].call(hidden, rope);
+                var output = module.ForwardLayer(l, hidden, context);
                 var cos = nn.functional.cosine_similarity(hidden.to_type(ScalarType.Float32), output.to_type(ScalarType.Float32), dim: -1);
                 sums[l] += cos.sum().item<float>();
                 hidden = output;

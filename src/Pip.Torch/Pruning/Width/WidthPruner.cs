@@ -4,7 +4,7 @@ using Pip.Torch.Models;
 namespace Pip.Torch.Pruning.Width;
 
 /// <summary>
-/// Structural width pruning of a <see cref="LlamaForCausalLM"/>: removes attention heads (by key/value group) and MLP
+/// Structural width pruning of a <see cref="LlamaForCausalLM"/> or an <see cref="OptForCausalLM"/>: removes attention heads (by key/value group) and MLP
 /// intermediate channels, replacing the projections by smaller ones so that the model really shrinks, and updates
 /// <see cref="LlamaForCausalLM.Config"/> (a standard configuration when all layers keep one shape, per-layer shapes
 /// otherwise; see <see cref="LlamaConfig.LayerShapes"/>).
@@ -16,6 +16,15 @@ namespace Pip.Torch.Pruning.Width;
 /// attention_bias) go with their rows. G is unchanged. For multi-head attention (G = 1) a group is one head.</para>
 /// <para>Removing channel c of an MLP removes row c of gate_proj and up_proj (and their bias entries) and column c of
 /// down_proj.</para>
+/// <para>OPT has multi-head attention, so a "key/value group" of a <see cref="WidthPruningPlan"/> is one head h: rows
+/// h·d … h·d+d-1 of q_proj, k_proj and v_proj (with their bias entries) and the same input columns of out_proj go;
+/// out_proj's bias stays. An OPT channel c is row c of fc1 (and its bias entry) and column c of fc2; fc2's bias stays.
+/// The configuration becomes a standard one with a smaller <c>ffn_dim</c> and/or <c>num_attention_heads</c> when
+/// every layer agrees, per-layer shapes otherwise (see <see cref="OptConfig.LayerShapes"/>). Hugging Face transformers'
+/// <c>OPTForCausalLM</c> loads a uniformly FFN-pruned checkpoint, but no head-pruned one (it derives head_dim as
+/// hidden_size / num_attention_heads and builds q/k/v/out_proj as hidden_size × hidden_size; Pip writes
+/// <c>head_dim</c>, which it ignores) and no per-layer one (it reads no <c>per_layer_config</c>): those checkpoints
+/// are for Pip (transformers' layers would have the unpruned shapes, so the stored weights do not fit them).</para>
 /// <para>The function of the pruned model equals that of the original with the removed heads' o_proj input columns
 /// and the removed channels' down_proj columns set to zero. At least one group and one channel must remain in each
 /// layer (removing a whole sub-layer is not supported: remove the layer instead). Parameters are copied under
@@ -82,6 +91,63 @@ public static class WidthPruner
         return model.SyncLayerShapes();
     }
 
+    /// <summary>Removes attention heads from one layer of an OPT model.</summary>
+    /// <param name="model">The model.</param>
+    /// <param name="layer">The layer index.</param>
+    /// <param name="headsToRemove">Head indices, 0 … heads-1 of that layer; duplicates are ignored.</param>
+    /// <returns>The model's new configuration.</returns>
+    /// <exception cref="ArgumentOutOfRangeException">The layer or a head does not exist.</exception>
+    /// <exception cref="ArgumentException">Every head of the layer would be removed.</exception>
+    public static OptConfig PruneHeads(this OptForCausalLM model, int layer, IReadOnlyCollection<int> headsToRemove)
+    {
+        ArgumentNullException.ThrowIfNull(headsToRemove);
+        return model.Prune(new WidthPruningPlan { KeyValueGroups = new Dictionary<int, IReadOnlyCollection<int>> { [layer] = headsToRemove } });
+    }
+
+    /// <summary>Removes FFN channels (fc1 rows, fc2 columns) from one layer of an OPT model.</summary>
+    /// <param name="model">The model.</param>
+    /// <param name="layer">The layer index.</param>
+    /// <param name="channels">Channel indices, 0 … ffn_dim-1 of that layer; duplicates are ignored.</param>
+    /// <returns>The model's new configuration.</returns>
+    /// <exception cref="ArgumentOutOfRangeException">The layer or a channel does not exist.</exception>
+    /// <exception cref="ArgumentException">Every channel of the layer would be removed.</exception>
+    public static OptConfig PruneChannels(this OptForCausalLM model, int layer, IReadOnlyCollection<int> channels)
+    {
+        ArgumentNullException.ThrowIfNull(channels);
+        return model.Prune(new WidthPruningPlan { Channels = new Dictionary<int, IReadOnlyCollection<int>> { [layer] = channels } });
+    }
+
+    /// <summary>Applies a whole plan to an OPT model (a "key/value group" is one head): checks every entry first, then prunes.</summary>
+    /// <param name="model">The model.</param>
+    /// <param name="plan">Heads and FFN channels to remove, per layer.</param>
+    /// <returns>The model's new configuration.</returns>
+    /// <exception cref="ArgumentOutOfRangeException">A layer, head or channel does not exist (the message names them).</exception>
+    /// <exception cref="ArgumentException">Every head or every channel of some layer would be removed.</exception>
+    public static OptConfig Prune(this OptForCausalLM model, WidthPruningPlan plan)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(plan);
+        var layers = model.Layers;
+        var heads = new List<(OptAttention Attention, int[] Kept)>();
+        foreach (var (layer, removed) in plan.KeyValueGroups.OrderBy(p => p.Key))
+        {
+            var attention = CheckLayer(layers, layer, nameof(plan)).SelfAttn;
+            var kept = Kept(removed, (int)attention.NumHeads, layer, "head", nameof(plan));
+            if (kept is not null) heads.Add((attention, kept));
+        }
+        var channels = new List<(OptDecoderLayer Layer, int[] Kept)>();
+        foreach (var (layer, removed) in plan.Channels.OrderBy(p => p.Key))
+        {
+            var decoderLayer = CheckLayer(layers, layer, nameof(plan));
+            var kept = Kept(removed, (int)decoderLayer.FfnDim, layer, "channel", nameof(plan));
+            if (kept is not null) channels.Add((decoderLayer, kept));
+        }
+
+        foreach (var (attention, kept) in heads) attention.KeepHeads(kept);
+        foreach (var (decoderLayer, kept) in channels) decoderLayer.KeepChannels(kept);
+        return model.SyncLayerShapes();
+    }
+
     /// <summary>The query heads that share a key/value head: j·G … j·G+G-1 with G = heads / kv_heads.</summary>
     /// <param name="numHeads">The number of query heads.</param>
     /// <param name="numKeyValueHeads">The number of key/value heads (divides <paramref name="numHeads"/>).</param>
@@ -99,7 +165,7 @@ public static class WidthPruner
         return Enumerable.Range(kvGroup * group, group).ToArray();
     }
 
-    private static LlamaDecoderLayer CheckLayer(IReadOnlyList<LlamaDecoderLayer> layers, int layer, string parameter) =>
+    private static T CheckLayer<T>(IReadOnlyList<T> layers, int layer, string parameter) =>
         layer >= 0 && layer < layers.Count
             ? layers[layer]
             : throw new ArgumentOutOfRangeException(parameter, $"Layer {layer} does not exist: the model has {layers.Count} layers.");
