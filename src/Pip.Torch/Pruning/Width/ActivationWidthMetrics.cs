@@ -142,7 +142,7 @@ public sealed class WandaSpWidthMetric : IWidthImportanceMetric
     public ValueTask<WidthScores> ScoreAsync(WidthImportanceRequest request, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
-        var module = TorchCausalLM.Require(request.Model, Name);
+        var module = TorchCausalLM.RequireLlama(request.Model, Name);
         var layers = WidthUnitParts.Layers(request, module);
         var kinds = WidthUnitParts.Kinds(request.Units);
         var scores = new Dictionary<(int Layer, WidthUnitKind Kind), double[]>();
@@ -198,7 +198,7 @@ public sealed class FlapWidthMetric : IWidthImportanceMetric
     public ValueTask<WidthScores> ScoreAsync(WidthImportanceRequest request, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
-        var module = TorchCausalLM.Require(request.Model, Name);
+        var module = TorchCausalLM.RequireLlama(request.Model, Name);
         var layers = WidthUnitParts.Layers(request, module);
         var kinds = WidthUnitParts.Kinds(request.Units);
         var scores = new Dictionary<(int Layer, WidthUnitKind Kind), double[]>();
@@ -257,7 +257,7 @@ public sealed class MagnitudeWidthMetric : IWidthImportanceMetric
     public ValueTask<WidthScores> ScoreAsync(WidthImportanceRequest request, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
-        var module = TorchCausalLM.Require(request.Model, Name);
+        var module = TorchCausalLM.RequireLlama(request.Model, Name);
         var layers = WidthUnitParts.Layers(request, module);
         var scores = new Dictionary<(int Layer, WidthUnitKind Kind), double[]>();
         using var noGrad = no_grad();
