@@ -4,6 +4,7 @@
 //
 //   dotnet run -c Release --project samples/Pip.TrainDemo -- [--budget-minutes 40] [--resume] [--corpus DIR]
 //       [--work DIR] [--out DIR] [--plot FILE] [--measure-only]
+//   dotnet run -c Release --project samples/Pip.TrainDemo -- --evaluate [MODEL_DIR]   (re-score the finished model)
 using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -48,6 +49,30 @@ foreach (var f in corpusFiles)
     }
 }
 log.LogInformation("Corpus {Dir}: {Train} training lines, {Valid} held-out lines (every {N}th).", corpusDir, trainLines.Count, validLines.Count, HoldOutEvery);
+
+// --evaluate [DIR]: re-score a finished model (default: the --out folder, i.e. models/pip-demo) exactly as the final
+// evaluation below does (fp32 compute, the first --final-eval-seqs held-out sequences, add-one unigram on the same
+// targets) and stop: this reproduces the figures in training.json and the README. Uses the model's own tokenizer.
+if (cli.Has("evaluate"))
+{
+    var evalDir = Path.GetFullPath(cli.Get("evaluate") ?? outDir);
+    using var lm = TorchCausalLM.Load(evalDir, ScalarType.Float32);
+    var tok = lm.Tokenizer ?? throw new InvalidOperationException($"'{evalDir}' has no tokenizer.json.");
+    int eos = tok.EosTokenId ?? throw new InvalidOperationException($"The tokenizer of '{evalDir}' has no EOS token.");
+    int evalSeqLen = int.Parse(cli.Get("seq") ?? "256");
+    int evalSeqs = int.Parse(cli.Get("final-eval-seqs") ?? "64");
+    var noCache = Path.Combine(Path.GetTempPath(), $"pip-eval-{Guid.NewGuid():N}");
+    int[] heldOutTokens = Tokens.LoadOrEncode(noCache + ".valid", validLines, tok, eos, log);
+    int[] trainingTokens = Tokens.LoadOrEncode(noCache + ".train", trainLines, tok, eos, log);
+    File.Delete(noCache + ".valid");
+    File.Delete(noCache + ".train");
+    var evalSet = new PackedSequences(heldOutTokens.Take(evalSeqs * evalSeqLen + 1).ToArray(), evalSeqLen);
+    double modelNll = Evaluate(lm.Module, evalSet);
+    double unigram = UnigramNll(trainingTokens, evalSet, lm.Config.VocabSize);
+    log.LogInformation("{Dir}: held-out perplexity {Ppl:F2} on {Seqs} sequences of {Len} tokens; add-one unigram {Uni:F2} ({Ratio:F2}x higher).",
+        evalDir, Math.Exp(modelNll), evalSet.Count, evalSeqLen, Math.Exp(unigram), Math.Exp(unigram - modelNll));
+    return 0;
+}
 
 // ---- 2. Tokenizer (cached in the work folder). ----
 const int VocabSize = 4096;
