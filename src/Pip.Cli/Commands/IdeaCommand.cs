@@ -153,10 +153,11 @@ internal static class IdeaCommand
                 }
             }
             problems.AddRange(OptionProblems.Of(pruning, PruningNames));
-            if (config.IsHeterogeneous)
-                problems.Add($"Model folder '{modelFolder}' has layers of different shapes (per_layer_config); IDEA Prune needs one intermediate size in every layer.");
-            else if (pruning.TargetIntermediateSize >= config.IntermediateSize)
-                problems.Add($"--target-intermediate ({pruning.TargetIntermediateSize}) must be below the intermediate_size of model folder '{modelFolder}' ({config.IntermediateSize}).");
+            var widths = Enumerable.Range(0, config.NumHiddenLayers).Select(l => config.ShapeOf(l).IntermediateSize).Distinct().ToList();
+            if (widths.Count > 1)
+                problems.Add($"Model folder '{modelFolder}' has layers of different intermediate sizes ({string.Join(", ", widths)}, per_layer_config); IDEA Prune needs one intermediate size in every layer.");
+            else if (pruning.TargetIntermediateSize >= widths[0])
+                problems.Add($"--target-intermediate ({pruning.TargetIntermediateSize}) must be below the intermediate_size of model folder '{modelFolder}' ({widths[0]}).");
             DistillationOptions? distillation = null;
             if (teacherFolder is not null) distillation = FineTuningOptions.CreateDistillation(run, alpha, temperature, problems);
             else

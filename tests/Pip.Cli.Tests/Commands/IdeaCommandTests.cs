@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Pip.Torch;
+using Pip.Torch.Pruning.Width;
 
 namespace Pip.Cli.Tests.Commands;
 
@@ -89,6 +90,22 @@ public sealed class IdeaCommandTests(TinyModelFixture fixture) : IDisposable
         run.Error.Should().Contain("6 problems").And.Contain("--target-intermediate (176)").And.Contain("--end-fraction (0.5) must be greater than --start-fraction (0.7)")
             .And.Contain("--interval").And.Contain("--ema").And.Contain("--alpha needs --kd-teacher").And.Contain("--lr");
         Directory.Exists(outFolder).Should().BeFalse();
+    }
+
+    [Fact]
+    public async Task Idea_ModelWithLayersOfDifferentIntermediateSizes_ExitsWithBadInputNamingTheFolder()
+    {
+        var model = Path.Combine(_root, "heterogeneous");
+        using (var lm = TorchCausalLM.Load(fixture.ModelFolder))
+        {
+            lm.Module.PruneChannels(1, [0, 1, 2, 3]);
+            lm.Save(model);
+        }
+
+        var run = await CliRunner.RunAsync("idea", "--model", model, "--text", fixture.TextFile, "--out", Path.Combine(_root, "z"), "--target-intermediate", "96");
+
+        run.ExitCode.Should().Be(ExitCodes.BadInput);
+        run.Error.Should().Contain(model).And.Contain("176, 172");
     }
 
     [Fact]
