@@ -41,6 +41,8 @@ public static class PipCli
         root.Subcommands.Add(PruneCommand.Create(context));
         root.Subcommands.Add(CompareCommand.Create(context));
         root.Subcommands.Add(RecoverCommand.Create(context));
+        root.Subcommands.Add(DistillCommand.Create(context));
+        root.Subcommands.Add(IdeaCommand.Create(context));
         return root;
     }
 

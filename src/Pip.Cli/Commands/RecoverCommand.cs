@@ -4,9 +4,7 @@ using System.Diagnostics;
 using System.Globalization;
 using Microsoft.Extensions.Logging;
 using Pip.Cli.Infrastructure;
-using Pip.Tokenization;
 using Pip.Torch;
-using Pip.Torch.Training;
 using Pip.Torch.Training.Lora;
 using Pip.Training;
 
@@ -88,20 +86,7 @@ internal static class RecoverCommand
             string? adapterFolder = run.Get(adaptersOut) is { } a ? ModelLoading.CheckOutputFolder(a, overwriting) : null;
             if (adapterFolder is not null && (adapterFolder == outFolder || adapterFolder == modelFolder))
                 throw new CliInputException($"Adapter folder '{adapterFolder}' must differ from the model and output folders.");
-            var textFile = Path.GetFullPath(run.Require(text));
-            var lines = ReadLines(textFile, "Text file");
-            var validFile = run.Get(valid) is { } v ? Path.GetFullPath(v) : null;
-            var validLines = validFile is null ? null : ReadLines(validFile, "Validation file");
-            var every = run.Require(holdout);
-            if (validFile is not null && every > 0)
-                throw new CliInputException("--valid and --holdout cannot be used together; give one.");
-            if (every == 1)
-                throw new CliInputException("--holdout 1 would hold out every line; use 2 or more.");
-            if (every > 1)
-            {
-                validLines = lines.Where((_, i) => i % every == every - 1).ToList();
-                lines = lines.Where((_, i) => i % every != every - 1).ToList();
-            }
+            var lines = TrainingText.ReadLines(run.Require(text), run.Get(valid), run.Require(holdout));
 
             // 2. Every option, validated together.
             var stepCount = run.Require(steps);
@@ -121,7 +106,7 @@ internal static class RecoverCommand
             training.BatchSize = run.Require(batchSize);
             training.Seed = options.Seed;
             training.LogEvery = Math.Max(1, stepCount / 20);
-            training.EvaluateEvery = validLines is null ? 0 : Math.Max(1, stepCount / 4);
+            training.EvaluateEvery = lines.Valid is null ? 0 : Math.Max(1, stepCount / 4);
             training.MaxValidationSequences = 64;
             if (run.Get(checkpoint) is { } c)
             {
@@ -150,20 +135,10 @@ internal static class RecoverCommand
             var tokenizer = ModelLoading.RequireTokenizer(lm);
             var storedType = run.Get(saveDtype) ?? TorchCausalLM.DtypeOf(lm.Config);
             var sequenceLength = run.Require(seqLen);
-            var clock = Stopwatch.StartNew();
-            var trainTokens = Tokenize(lines, tokenizer, run.Get(maxTokens), lm, textFile);
-            var train = Pack(trainTokens, sequenceLength, training.BatchSize, textFile, "--text");
-            PackedSequences? validation = null;
-            if (validLines is not null)
-            {
-                var what = validFile ?? $"{textFile} (every {every}th line)";
-                validation = Pack(Tokenize(validLines, tokenizer, null, lm, what), sequenceLength, 1, what, validFile is null ? "--holdout" : "--valid");
-            }
-            run.Logger.LogInformation("Tokenized in {Seconds:F1} s: {Train:N0} training sequences of {Length} tokens{Valid}.",
-                clock.Elapsed.TotalSeconds, train.Count, sequenceLength, validation is null ? "" : $", {validation.Count:N0} validation sequences");
+            var (train, validation) = TrainingText.Pack(lines, tokenizer, lm, sequenceLength, training.BatchSize, run.Get(maxTokens), run.Logger);
 
             // 4. Training.
-            clock.Restart();
+            var clock = Stopwatch.StartNew();
             var result = await LoraRecovery.RunAsync(lm, train, validation, options, progress: null, run.Logger, ct).ConfigureAwait(false);
             var trainingSeconds = clock.Elapsed.TotalSeconds;
 
@@ -187,8 +162,8 @@ internal static class RecoverCommand
                 Model: modelFolder,
                 Output: outFolder,
                 Adapters: adapterFolder,
-                Text: textFile,
-                Validation: validFile ?? (every > 1 ? $"every {every}th line of --text" : null),
+                Text: lines.TextFile,
+                Validation: lines.ValidationDescription,
                 Rank: options.Rank,
                 Alpha: options.Alpha,
                 Dropout: options.Dropout,
@@ -219,38 +194,6 @@ internal static class RecoverCommand
     }
 
     private static double? Round(double? value) => value is { } x ? Math.Round(x, 6) : null;
-
-    /// <summary>The non-empty lines of a text file, trimmed.</summary>
-    private static List<string> ReadLines(string file, string what) =>
-        ModelLoading.ReadText(file, what).Split('\n').Select(l => l.Trim()).Where(l => l.Length > 0).ToList();
-
-    /// <summary>Each line's tokens (BOS when the tokenizer adds one) followed by EOS (when the tokenizer has one), concatenated.</summary>
-    private static List<int> Tokenize(IReadOnlyList<string> lines, HfTokenizer tokenizer, int? maxTokens, TorchCausalLM lm, string what)
-    {
-        var tokens = new List<int>();
-        foreach (var line in lines)
-        {
-            tokens.AddRange(tokenizer.Encode(line));
-            if (tokenizer.EosTokenId is { } eos) tokens.Add(eos);
-            if (maxTokens is { } max && tokens.Count >= max)
-            {
-                tokens.RemoveRange(max, tokens.Count - max);
-                break;
-            }
-        }
-        var outside = tokens.FirstOrDefault(t => t < 0 || t >= lm.Config.VocabSize, -1);
-        if (outside >= 0)
-            throw new CliInputException($"Model folder '{lm.SourceFolder}': its tokenizer gives token id {outside} for {what}, outside the model's vocabulary of {lm.Config.VocabSize}.");
-        return tokens;
-    }
-
-    private static PackedSequences Pack(List<int> tokens, int sequenceLength, int minimumSequences, string what, string option)
-    {
-        int needed = minimumSequences * sequenceLength + 1;
-        if (tokens.Count < needed)
-            throw new CliInputException($"{option} '{what}' gives {tokens.Count:N0} tokens; at least {needed:N0} are needed ({minimumSequences} sequence(s) of --seq-len {sequenceLength} plus one).");
-        return new PackedSequences(tokens, sequenceLength);
-    }
 
     /// <summary>Replaces the option classes' member names in validation messages with the command-line options.</summary>
     private static string WithOptionNames(string message) => message
