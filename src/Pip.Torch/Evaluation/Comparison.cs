@@ -148,6 +148,7 @@ public static class Comparison
             context = context with { Corpora = corpora, Tasks = tasks };
             var clock = Stopwatch.StartNew();
             var evaluation = Evaluate(model, context, 0, DenseName, null);
+            context.Evaluations[""] = (evaluation, DenseKey);
             dense = new ComparisonRow
             {
                 MethodKey = DenseKey,
@@ -284,7 +285,20 @@ public static class Comparison
         if (report.RemovedOriginalLayers.Count == 0) ComparisonLog.NothingRemoved(context.Logger, method.Name, ratioText, report.StopReason);
 
         clock.Restart();
-        var evaluation = Evaluate(model, context, run, method.Name, ratio);
+        var removedKey = string.Join(",", report.RemovedOriginalLayers.Order());
+        Evaluation evaluation;
+        string? reusedFrom = null;
+        if (context.Evaluations.TryGetValue(removedKey, out var earlier))
+        {
+            (evaluation, reusedFrom) = earlier;
+            ComparisonLog.EvaluationReused(context.Logger, run, context.RunCount - 1, method.Name, ratioText, removedKey, reusedFrom);
+        }
+        else
+        {
+            evaluation = Evaluate(model, context, run, method.Name, ratio);
+            context.Evaluations[removedKey] = (evaluation, $"{method.Key}@{ratioText}");
+        }
+
         var row = new ComparisonRow
         {
             MethodKey = method.Key,
@@ -304,7 +318,8 @@ public static class Comparison
             StopReason = report.StopReason,
             TargetReached = report.TargetReached,
             PruningSeconds = pruningSeconds,
-            EvaluationSeconds = clock.Elapsed.TotalSeconds,
+            EvaluationSeconds = reusedFrom is null ? clock.Elapsed.TotalSeconds : 0,
+            EvaluationReusedFrom = reusedFrom,
             Report = report,
         };
         ComparisonLog.RunCompleted(context.Logger, run, context.RunCount - 1, method.Name, ratioText,
@@ -397,6 +412,10 @@ public static class Comparison
         public IReadOnlyList<TokenizedCorpus> Corpora { get; init; } = [];
 
         public IReadOnlyList<(MultipleChoiceTask Task, string Path)> Tasks { get; init; } = [];
+
+        /// <summary>Evaluations by removed original layers (sorted, comma-separated): depth pruning that removes the same
+        /// layers of the same model gives the same weights, so each distinct model is evaluated once.</summary>
+        public Dictionary<string, (Evaluation Evaluation, string Source)> Evaluations { get; } = new(StringComparer.Ordinal);
     }
 
     private sealed class Forward<T>(Action<T> report) : IProgress<T>
@@ -432,6 +451,9 @@ internal static partial class ComparisonLog
 
     [LoggerMessage(EventId = 4, Level = LogLevel.Warning, Message = "{Method} at ratio {Ratio} removed no layer ({Reason}); its row is the dense model's.")]
     public static partial void NothingRemoved(ILogger logger, string method, string ratio, PruningStopReason reason);
+
+    [LoggerMessage(EventId = 8, Level = LogLevel.Information, Message = "Run {Run}/{Runs}: {Method} at ratio {Ratio} removed layers [{Layers}] as {Source} did: its evaluation is reused.")]
+    public static partial void EvaluationReused(ILogger logger, int run, int runs, string method, string ratio, string layers, string source);
 
     [LoggerMessage(EventId = 5, Level = LogLevel.Warning, Message = "{Method}: no run scored the dense model (no layer fits any ratio); its layer importance is left out.")]
     public static partial void NoImportance(ILogger logger, string method);

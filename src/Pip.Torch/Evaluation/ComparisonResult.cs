@@ -74,8 +74,15 @@ public sealed record ComparisonRow
     /// <summary>Seconds of pruning.</summary>
     public double PruningSeconds { get; init; }
 
-    /// <summary>Seconds of evaluation.</summary>
+    /// <summary>Seconds of evaluation (0 when the evaluation was reused, see <see cref="EvaluationReusedFrom"/>).</summary>
     public double EvaluationSeconds { get; init; }
+
+    /// <summary>
+    /// When an earlier run of the comparison removed exactly the same layers, the row's figures are that run's (the two
+    /// pruned models are identical, so evaluating again would give the same numbers): its method key and ratio, e.g.
+    /// <c>block-influence@0.2</c> (<c>dense</c> for the dense model); null when this row was evaluated itself.
+    /// </summary>
+    public string? EvaluationReusedFrom { get; init; }
 
     /// <summary>The full report of the pruning run (not part of the comparison's JSON; written separately), or null for the dense model.</summary>
     [JsonIgnore]

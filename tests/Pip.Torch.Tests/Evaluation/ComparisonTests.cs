@@ -60,6 +60,23 @@ public sealed class ComparisonTests(ComparisonFixture fixture) : IClassFixture<C
     }
 
     [Fact]
+    public async Task RunAsync_SameLayersRemovedTwice_ReusesTheFirstEvaluation()
+    {
+        var options = Options(ComparisonMethods.ShortGpt);
+        options.Ratios = [0.3, 0.301]; // the same number of layers, hence (one-shot, same scores) the same layers
+
+        var result = await Comparison.RunAsync(fixture.ModelFolder, ComparisonFixture.Calibration, options);
+
+        result.Rows.Should().HaveCount(2);
+        result.Rows[1].RemovedLayers.Should().Equal(result.Rows[0].RemovedLayers);
+        result.Rows[0].EvaluationReusedFrom.Should().BeNull();
+        result.Rows[1].EvaluationReusedFrom.Should().Be("block-influence@0.3");
+        result.Rows[1].EvaluationSeconds.Should().Be(0);
+        result.Rows[1].Perplexity.Should().Equal(result.Rows[0].Perplexity);
+        result.Dense.EvaluationReusedFrom.Should().BeNull();
+    }
+
+    [Fact]
     public void Validate_SameLabelTwice_ReportsTheRepeat()
     {
         var options = Options(ComparisonMethods.ShortGpt);
