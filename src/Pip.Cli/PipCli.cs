@@ -41,6 +41,7 @@ public static class PipCli
         root.Subcommands.Add(PruneCommand.Create(context));
         root.Subcommands.Add(CompareCommand.Create(context));
         root.Subcommands.Add(RecoverCommand.Create(context));
+        root.Subcommands.Add(SearchCommand.Create(context));
         return root;
     }
 
