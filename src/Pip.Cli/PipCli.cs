@@ -43,6 +43,7 @@ public static class PipCli
         root.Subcommands.Add(RecoverCommand.Create(context));
         root.Subcommands.Add(DistillCommand.Create(context));
         root.Subcommands.Add(IdeaCommand.Create(context));
+        root.Subcommands.Add(SearchCommand.Create(context));
         return root;
     }
 

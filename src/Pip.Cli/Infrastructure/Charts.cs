@@ -148,6 +148,74 @@ internal static class Charts
         }
     }
 
+    /// <summary>
+    /// Best-so-far curves of searches: per series, the lowest objective after each trial (steps), with the objective of
+    /// every trial of the first series as dots, and optional horizontal reference lines (for example the dense model).
+    /// </summary>
+    /// <param name="series">Per series, its name, the best-so-far value after each trial (NaN until the first value) and, optionally, each trial's own value (NaN for a failed one).</param>
+    /// <param name="references">Named horizontal lines.</param>
+    /// <param name="path">The PNG file.</param>
+    /// <param name="title">The chart's title.</param>
+    /// <param name="yLabel">The y axis label.</param>
+    public static void WriteBestSoFar(IReadOnlyList<(string Name, IReadOnlyList<double> BestSoFar, IReadOnlyList<double>? Values)> series,
+        IReadOnlyList<(string Name, double Value)> references, string path, string title, string yLabel)
+    {
+        var plot = new Plot();
+        try
+        {
+            var all = series.SelectMany(s => s.BestSoFar.Concat(s.Values ?? [])).Concat(references.Select(r => r.Value)).Where(double.IsFinite).ToArray();
+            foreach (var (name, curve, values) in series)
+            {
+                var xs = Enumerable.Range(1, curve.Count).Select(i => (double)i).Where((_, i) => double.IsFinite(curve[i])).ToArray();
+                var ys = curve.Where(double.IsFinite).ToArray();
+                if (xs.Length > 0)
+                {
+                    var line = plot.Add.Scatter(xs, ys);
+                    line.LegendText = $"{name}: best so far";
+                    line.LineWidth = 2;
+                    line.MarkerSize = 0;
+                    line.ConnectStyle = ConnectStyle.StepHorizontal;
+                }
+
+                if (values is not null)
+                {
+                    var vx = Enumerable.Range(1, values.Count).Where(i => double.IsFinite(values[i - 1])).Select(i => (double)i).ToArray();
+                    var vy = values.Where(double.IsFinite).ToArray();
+                    if (vx.Length > 0)
+                    {
+                        var dots = plot.Add.ScatterPoints(vx, vy);
+                        dots.LegendText = $"{name}: trial";
+                        dots.MarkerSize = 6;
+                    }
+                }
+            }
+
+            foreach (var (name, value) in references.Where(r => double.IsFinite(r.Value)))
+            {
+                var line = plot.Add.HorizontalLine(value);
+                line.LegendText = name;
+                line.LinePattern = LinePattern.Dashed;
+            }
+
+            plot.Title(title);
+            plot.XLabel("Trial");
+            plot.YLabel(yLabel);
+            int trials = series.Count == 0 ? 1 : Math.Max(1, series.Max(s => s.BestSoFar.Count));
+            if (all.Length > 0)
+            {
+                double low = all.Min(), high = all.Max(), pad = Math.Max((high - low) * 0.05, Math.Abs(high) * 1e-3 + 1e-9);
+                plot.Axes.SetLimits(0.5, trials + 0.5, low - pad, high + pad);
+            }
+
+            plot.ShowLegend(Edge.Right);
+            Save(plot, path);
+        }
+        finally
+        {
+            plot.Dispose();
+        }
+    }
+
     private static void Save(Plot plot, string path)
     {
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
