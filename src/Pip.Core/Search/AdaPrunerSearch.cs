@@ -169,6 +169,25 @@ public sealed record AdaPrunerReport
         return null;
     }
 
+    /// <summary>
+    /// The number of distinct evaluations (trials that were not answered from the cache: the ones that cost a pruning
+    /// and a measurement) until the best-so-far objective first reaches <paramref name="objective"/> (within
+    /// <paramref name="tolerance"/>), or null when it never does.
+    /// </summary>
+    /// <param name="objective">The objective to reach (for example the best of the grid).</param>
+    /// <param name="tolerance">Absolute tolerance.</param>
+    public int? EvaluationsToReach(double objective, double tolerance = 0)
+    {
+        int evaluations = 0;
+        foreach (var trial in Trials)
+        {
+            if (!trial.Cached) evaluations++;
+            if (trial.BestSoFar is { } best && best <= objective + tolerance) return evaluations;
+        }
+
+        return null;
+    }
+
     /// <summary>Writes the report as JSON (snake_case), atomically.</summary>
     /// <param name="path">The file; its folder is created if needed; an existing file is replaced.</param>
     /// <param name="cancellationToken">Cancels the write (the file is then left as it was).</param>
