@@ -132,8 +132,10 @@ var pruning = new IdeaPruneOptions
 pruning.Validate();
 int oneShotBatches = cli.Int("oneshot-batches", 8);
 string arms = cli.Get("arms") ?? "abc";
-const long SmallSeed = 20260601, LargeSeed = 20260602;
-const int DataSeed = 11;
+// --seed N (default 0) shifts every seed (initialisations and data order) to repeat the experiment independently.
+int seedShift = int.Parse(cli.Get("seed") ?? "0", System.Globalization.CultureInfo.InvariantCulture);
+long SmallSeed = 20260601 + 1000L * seedShift, LargeSeed = 20260602 + 1000L * seedShift;
+int DataSeed = 11 + 100 * seedShift;
 log.LogInformation("Budget {Tokens:N0} tokens = {Steps} steps of {Batch}x{Seq} ({Epochs:F2} epochs); warm-up {Warmup}; pruning window [{Start}, {End}); FFN {Small} vs {Large}; KD: {Kd}.",
     steps * tokensPerStep, steps, batchSize, seqLen, steps * (double)tokensPerStep / trainSet.TargetTokenCount, warmup, pruneStart, pruneEnd, smallFfn, largeFfn, kd);
 
