@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.RegularExpressions;
 using Pip.Checkpoints;
 using Pip.Cli.Infrastructure;
+using Pip.Torch.Evaluation;
 
 namespace Pip.Cli.Commands;
 
@@ -16,13 +17,36 @@ internal static partial class InspectCommand
     {
         var model = CommonOptions.Model();
         var json = CommonOptions.Json();
-        var command = new Command("inspect", "Show a model folder's configuration, parameter counts (total, embeddings, layers, head) and weight memory.")
+        var tpot = new Option<bool>("--tpot")
         {
-            model, json,
+            Description = "Also load the model and time greedy decoding with a KV cache (the papers' Table 1): median time per output token over --runs runs of --new-tokens tokens, after --warmup unmeasured runs.",
+        };
+        var newTokens = new Option<int>("--new-tokens") { Description = "Tokens generated per timed run (with --tpot).", DefaultValueFactory = _ => 128, HelpName = "N" }.AtLeast(1);
+        var runs = new Option<int>("--runs") { Description = "Measured runs (with --tpot); the median is reported.", DefaultValueFactory = _ => 5, HelpName = "N" }.AtLeast(1);
+        var warmup = new Option<int>("--warmup") { Description = "Unmeasured warm-up runs before the measured ones (with --tpot).", DefaultValueFactory = _ => 2, HelpName = "N" }.AtLeast(0);
+        var prompt = new Option<string>("--prompt") { Description = "The prompt of the timed runs (with --tpot).", DefaultValueFactory = _ => "The history of the city" };
+        var dtype = CommonOptions.Dtype("The type to compute in for --tpot (default: the checkpoint's torch_dtype where this device computes it fast, else float32).");
+        var device = CommonOptions.Device();
+        var command = new Command("inspect", "Show a model folder's configuration, parameter counts (total, embeddings, layers, head) and weight memory; with --tpot, the time per output token.")
+        {
+            model, json, tpot, newTokens, runs, warmup, prompt, dtype, device,
         };
         CommandRunner.SetBody(command, context, run =>
         {
-            var report = Inspect(ModelLoading.ModelFolderOrDefault(run.Get(model), context));
+            var folder = ModelLoading.ModelFolderOrDefault(run.Get(model), context);
+            var report = Inspect(folder);
+            if (run.Get(tpot))
+            {
+                using var lm = ModelLoading.Load(folder, run.Get(dtype), run.Require(device), run.Logger);
+                var options = new DecodeBenchmarkOptions { NewTokens = run.Require(newTokens), MeasuredRuns = run.Require(runs), WarmupRuns = run.Require(warmup) };
+                var timing = ModelStatisticsMeter.MeasureDecoding(lm.Model, lm.Tokenize(run.Require(prompt)), options, cancellationToken: run.CancellationToken);
+                report = report with
+                {
+                    Decoding = new DecodingReport(lm.Model.Dtype.ToString().ToLowerInvariant(), lm.Model.Device.ToString(), options.NewTokens, options.WarmupRuns,
+                        options.MeasuredRuns, timing.MedianTimePerOutputToken * 1000, timing.MedianTimeToFirstToken * 1000),
+                };
+            }
+
             if (run.Get(json)) ResultWriter.WriteJson(run.Out, report);
             else WriteTable(run.Out, report);
             return ExitCodes.Success;
@@ -113,6 +137,12 @@ internal static partial class InspectCommand
         ];
         if (p.Other > 0) rows.Add(("  other", N(p.Other)));
         rows.Add(("Weight memory", $"{ResultWriter.Number(r.WeightGib, 3)} GiB ({N(r.WeightBytes)} bytes in {r.Shards} file{(r.Shards == 1 ? "" : "s")})"));
+        if (r.Decoding is { } d)
+        {
+            rows.Add(("Time per output token", $"{ResultWriter.Number(d.TimePerOutputTokenMs, 3)} ms (median of {d.MeasuredRuns} runs of {d.NewTokens} tokens after {d.WarmupRuns} warm-up; greedy, KV cache, {d.Dtype} on {d.Device})"));
+            rows.Add(("Time to first token", $"{ResultWriter.Number(d.TimeToFirstTokenMs, 3)} ms"));
+        }
+
         ResultWriter.WriteTable(output, rows);
     }
 
@@ -144,4 +174,11 @@ internal sealed record ParameterReport(long Total, long Embeddings, long Layers,
 /// <summary>The result of <c>inspect</c>.</summary>
 internal sealed record InspectReport(string Model, string Family, int Layers, int HiddenSize, int AttentionHeads, int KeyValueHeads, int HeadDim,
     int IntermediateSize, int VocabSize, string Dtype, bool TiedEmbeddings, double? RopeTheta, string? RopeScaling, int MaxPositionEmbeddings,
-    int Shards, ParameterReport Parameters, long WeightBytes, double WeightGib);
+    int Shards, ParameterReport Parameters, long WeightBytes, double WeightGib)
+{
+    /// <summary>The decoding benchmark (with <c>--tpot</c>), or null.</summary>
+    public DecodingReport? Decoding { get; init; }
+}
+
+/// <summary>Greedy decoding timings of <c>inspect --tpot</c>.</summary>
+internal sealed record DecodingReport(string Dtype, string Device, int NewTokens, int WarmupRuns, int MeasuredRuns, double TimePerOutputTokenMs, double TimeToFirstTokenMs);

@@ -35,6 +35,31 @@ public sealed class InspectCommandTests(TinyModelFixture fixture)
         run.Out.Should().Contain("Heads / KV heads  4 / 2").And.Contain("layers").And.Contain("GiB");
     }
 
+    [Fact]
+    public async Task Inspect_Tpot_ReportsPositiveMedianTimingsOfTheRequestedRuns()
+    {
+        var run = await CliRunner.RunAsync("inspect", "--model", fixture.ModelFolder, "--tpot", "--new-tokens", "4", "--runs", "3", "--warmup", "1", "--json");
+
+        run.ExitCode.Should().Be(ExitCodes.Success, run.Error);
+        using var json = JsonDocument.Parse(run.Out);
+        var decoding = json.RootElement.GetProperty("decoding");
+        decoding.GetProperty("new_tokens").GetInt32().Should().Be(4);
+        decoding.GetProperty("measured_runs").GetInt32().Should().Be(3);
+        decoding.GetProperty("warmup_runs").GetInt32().Should().Be(1);
+        decoding.GetProperty("time_per_output_token_ms").GetDouble().Should().BeGreaterThan(0);
+        decoding.GetProperty("time_to_first_token_ms").GetDouble().Should().BeGreaterThan(0);
+    }
+
+    [Fact]
+    public async Task Inspect_WithoutTpot_HasNoDecodingTimings()
+    {
+        var run = await CliRunner.RunAsync("inspect", "--model", fixture.ModelFolder, "--json");
+
+        run.ExitCode.Should().Be(ExitCodes.Success, run.Error);
+        using var json = JsonDocument.Parse(run.Out);
+        (json.RootElement.TryGetProperty("decoding", out var d) && d.ValueKind != JsonValueKind.Null).Should().BeFalse();
+    }
+
     [Theory]
     [InlineData("inspect")]
     [InlineData("eval")]
