@@ -89,10 +89,7 @@ internal static class DistillCommand
             TrainingResult result;
             bool resumed;
             using (var trainer = new CausalLMTrainer(lm.Module, training, run.Logger, DistillationLoss.Create(teacherLm.Module, distillation)))
-            {
-                resumed = trainer.TryResume();
-                result = trainer.Train(train, validation, run.WithBars(new FineTuningOptions.NoProgress<TrainingProgress>(), FineTuningOptions.Bar), ct);
-            }
+                (result, resumed) = FineTuningOptions.Train(trainer, train, validation, run);
             var trainingSeconds = clock.Elapsed.TotalSeconds;
 
             // 5. Output, atomically.

@@ -195,10 +195,7 @@ internal static class IdeaCommand
             TrainingResult r;
             bool resumed;
             using (var trainer = new CausalLMTrainer(lm.Module, training, run.Logger, loss, [hook]))
-            {
-                resumed = trainer.TryResume();
-                r = trainer.Train(train, validation, run.WithBars(new FineTuningOptions.NoProgress<TrainingProgress>(), FineTuningOptions.Bar), ct);
-            }
+                (r, resumed) = FineTuningOptions.Train(trainer, train, validation, run);
             var trainingSeconds = clock.Elapsed.TotalSeconds;
             if (!hook.IsComplete)
                 throw new CliInputException($"Training stopped at step {r.Steps} ({r.StopReason}), before the pruning window's end (step {pruning.EndStep}): nothing was written to '{outFolder}'."

@@ -222,6 +222,17 @@ internal sealed class FineTuningOptions
         return options;
     }
 
+    /// <summary>
+    /// Continues from the trainer's checkpoint when it has one, then trains with a progress bar (the trainer logs its
+    /// steps itself); the result and whether the run resumed.
+    /// </summary>
+    public static (TrainingResult Result, bool Resumed) Train(CausalLMTrainer trainer, PackedSequences train, PackedSequences? validation, CommandInvocation run)
+    {
+        var resumed = trainer.TryResume();
+        var result = trainer.Train(train, validation, run.WithBars(new NoProgress<TrainingProgress>(), Bar), run.CancellationToken);
+        return (result, resumed);
+    }
+
     /// <summary>The progress bar of a training run.</summary>
     public static (string Key, string Description, double Completed, double Total)? Bar(TrainingProgress p) =>
         ("training", $"Training: loss {p.TrainLoss.ToString("F3", CultureInfo.InvariantCulture)}{(p.ValidationLoss is { } v ? $", validation {v.ToString("F3", CultureInfo.InvariantCulture)}" : "")}", p.Step, Math.Max(1, p.TotalSteps));
