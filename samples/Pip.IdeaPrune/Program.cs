@@ -49,21 +49,8 @@ Directory.CreateDirectory(workDir);
 var total = Stopwatch.StartNew();
 
 // ---- 1. Corpus split as samples/Pip.TrainDemo: every 50th non-empty line (over both files, in order) is held out. ----
-const int HoldOutEvery = 50;
-string[] corpusFiles = ["brown.txt", "nlp-corpus.txt"];
 int maxTrainLines = cli.Int("max-train-lines", int.MaxValue);
-var trainLines = new List<string>();
-var validLines = new List<string>();
-long lineNo = 0;
-foreach (var f in corpusFiles)
-{
-    foreach (var raw in File.ReadLines(Path.Combine(corpusDir, f)))
-    {
-        var line = raw.Trim();
-        if (line.Length == 0) continue;
-        (lineNo++ % HoldOutEvery == HoldOutEvery - 1 ? validLines : trainLines).Add(line);
-    }
-}
+var (trainLines, validLines) = DemoCorpus.Split(corpusDir);
 if (trainLines.Count > maxTrainLines) trainLines = trainLines.Take(maxTrainLines).ToList();
 if (validLines.Count > maxTrainLines) validLines = validLines.Take(maxTrainLines).ToList();
 log.LogInformation("Corpus {Dir}: {Train} training lines, {Valid} held-out lines.", corpusDir, trainLines.Count, validLines.Count);

@@ -34,21 +34,8 @@ Directory.CreateDirectory(workDir);
 var total = Stopwatch.StartNew();
 
 // ---- 1. Corpus and deterministic split: every 50th line (over both files, in file order) is held out. ----
-const int HoldOutEvery = 50;
-string[] corpusFiles = ["brown.txt", "nlp-corpus.txt"];
-var trainLines = new List<string>();
-var validLines = new List<string>();
-long lineNo = 0;
-foreach (var f in corpusFiles)
-{
-    foreach (var raw in File.ReadLines(Path.Combine(corpusDir, f)))
-    {
-        var line = raw.Trim();
-        if (line.Length == 0) continue;
-        (lineNo++ % HoldOutEvery == HoldOutEvery - 1 ? validLines : trainLines).Add(line);
-    }
-}
-log.LogInformation("Corpus {Dir}: {Train} training lines, {Valid} held-out lines (every {N}th).", corpusDir, trainLines.Count, validLines.Count, HoldOutEvery);
+var (trainLines, validLines) = DemoCorpus.Split(corpusDir);
+log.LogInformation("Corpus {Dir}: {Train} training lines, {Valid} held-out lines (every {N}th).", corpusDir, trainLines.Count, validLines.Count, DemoCorpus.HoldOutEvery);
 
 // --evaluate [DIR]: re-score a finished model (default: the --out folder, i.e. models/pip-demo) exactly as the final
 // evaluation below does (fp32 compute, the first --final-eval-seqs held-out sequences, add-one unigram on the same
@@ -220,8 +207,8 @@ var report = new JsonObject
     },
     ["data"] = new JsonObject
     {
-        ["corpus_files"] = new JsonArray(corpusFiles.Select(f => (JsonNode)f).ToArray()),
-        ["split"] = $"line i (0-based over non-empty lines of both files in order) is held out when i % {HoldOutEvery} == {HoldOutEvery - 1}",
+        ["corpus_files"] = new JsonArray(DemoCorpus.Files.Select(f => (JsonNode)f).ToArray()),
+        ["split"] = $"line i (0-based over non-empty lines of both files in order) is held out when i % {DemoCorpus.HoldOutEvery} == {DemoCorpus.HoldOutEvery - 1}",
         ["train_lines"] = trainLines.Count, ["validation_lines"] = validLines.Count,
         ["train_tokens"] = trainTokens.Length, ["validation_tokens"] = validTokens.Length,
         ["validation_scored_tokens"] = finalSet.TargetTokenCount,
