@@ -19,7 +19,6 @@
 //       [--eval-every N] [--eval-seqs 32] [--final-eval-seqs 128] [--tokenizer DIR] [--work DIR]
 //       [--out results.json] [--plot loss.png] [--save-models] [--max-train-lines N]
 using System.Diagnostics;
-using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
