@@ -22,20 +22,7 @@ var outDir = Path.GetFullPath(Arg("--out") ?? Path.Combine("data", "tasks"));
 int items = int.Parse(Arg("--items") ?? "500");
 int seed = int.Parse(Arg("--seed") ?? "1");
 
-const int HoldOutEvery = 50; // as samples/Pip.TrainDemo
-var heldOut = new List<string>();
-long lineNo = 0;
-foreach (var file in new[] { "brown.txt", "nlp-corpus.txt" })
-{
-    var path = Path.Combine(corpus, file);
-    if (!File.Exists(path)) throw new FileNotFoundException($"Corpus file '{path}' does not exist; pass --corpus DIR.", path);
-    foreach (var raw in File.ReadLines(path))
-    {
-        var line = raw.Trim();
-        if (line.Length == 0) continue;
-        if (lineNo++ % HoldOutEvery == HoldOutEvery - 1) heldOut.Add(line);
-    }
-}
+var heldOut = DemoCorpus.Split(corpus).Valid; // the split of samples/Pip.TrainDemo
 
 // Sentences of 8-40 plain words (no quotes or brackets, which make endings trivially matchable or broken).
 var words = new Regex(@"^[A-Za-z][A-Za-z',.;:!?-]*$");

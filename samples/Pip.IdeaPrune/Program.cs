@@ -19,7 +19,6 @@
 //       [--eval-every N] [--eval-seqs 32] [--final-eval-seqs 128] [--tokenizer DIR] [--work DIR]
 //       [--out results.json] [--plot loss.png] [--save-models] [--max-train-lines N]
 using System.Diagnostics;
-using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
@@ -49,21 +48,8 @@ Directory.CreateDirectory(workDir);
 var total = Stopwatch.StartNew();
 
 // ---- 1. Corpus split as samples/Pip.TrainDemo: every 50th non-empty line (over both files, in order) is held out. ----
-const int HoldOutEvery = 50;
-string[] corpusFiles = ["brown.txt", "nlp-corpus.txt"];
 int maxTrainLines = cli.Int("max-train-lines", int.MaxValue);
-var trainLines = new List<string>();
-var validLines = new List<string>();
-long lineNo = 0;
-foreach (var f in corpusFiles)
-{
-    foreach (var raw in File.ReadLines(Path.Combine(corpusDir, f)))
-    {
-        var line = raw.Trim();
-        if (line.Length == 0) continue;
-        (lineNo++ % HoldOutEvery == HoldOutEvery - 1 ? validLines : trainLines).Add(line);
-    }
-}
+var (trainLines, validLines) = DemoCorpus.Split(corpusDir);
 if (trainLines.Count > maxTrainLines) trainLines = trainLines.Take(maxTrainLines).ToList();
 if (validLines.Count > maxTrainLines) validLines = validLines.Take(maxTrainLines).ToList();
 log.LogInformation("Corpus {Dir}: {Train} training lines, {Valid} held-out lines.", corpusDir, trainLines.Count, validLines.Count);
@@ -353,78 +339,5 @@ static class Plotting
         plot.YLabel("validation loss (nats/token)");
         plot.ShowLegend(ScottPlot.Alignment.UpperRight);
         plot.SavePng(path, 1000, 560);
-    }
-}
-
-static class Tokens
-{
-    public static int[] LoadOrEncode(string path, List<string> lines, HfTokenizer tokenizer, int eosId, ILogger log)
-    {
-        if (File.Exists(path))
-        {
-            var bytes = File.ReadAllBytes(path);
-            var cached = new int[bytes.Length / 4];
-            Buffer.BlockCopy(bytes, 0, cached, 0, bytes.Length);
-            return cached;
-        }
-        var sw = Stopwatch.StartNew();
-        var parts = new int[lines.Count][];
-        Parallel.For(0, lines.Count, new ParallelOptions { MaxDegreeOfParallelism = 2 }, i =>
-        {
-            var ids = tokenizer.Encode(lines[i]); // BOS first (the tokenizer adds it by default)
-            parts[i] = [.. ids, eosId];
-        });
-        var all = parts.SelectMany(p => p).ToArray();
-        var buffer = new byte[all.Length * 4];
-        Buffer.BlockCopy(all, 0, buffer, 0, buffer.Length);
-        File.WriteAllBytes(path + ".tmp", buffer);
-        File.Move(path + ".tmp", path, overwrite: true);
-        log.LogInformation("Encoded {Lines} lines into {Tokens} tokens in {S:F0} s.", lines.Count, all.Length, sw.Elapsed.TotalSeconds);
-        return all;
-    }
-}
-
-sealed class Cli
-{
-    private readonly Dictionary<string, string?> _values = new(StringComparer.Ordinal);
-
-    public static Cli Parse(string[] args)
-    {
-        var cli = new Cli();
-        for (int i = 0; i < args.Length; i++)
-        {
-            if (!args[i].StartsWith("--", StringComparison.Ordinal)) throw new ArgumentException($"Unexpected argument '{args[i]}'.");
-            var key = args[i][2..];
-            string? value = i + 1 < args.Length && !args[i + 1].StartsWith("--", StringComparison.Ordinal) ? args[++i] : null;
-            cli._values[key] = value;
-        }
-        return cli;
-    }
-
-    public string? Get(string key) => _values.GetValueOrDefault(key);
-
-    public bool Has(string key) => _values.ContainsKey(key);
-
-    public int Int(string key, int fallback) => Get(key) is { } v ? int.Parse(v, CultureInfo.InvariantCulture) : fallback;
-
-    public long Long(string key, long fallback) => Get(key) is { } v ? long.Parse(v, CultureInfo.InvariantCulture) : fallback;
-
-    public double Double(string key, double fallback) => Get(key) is { } v ? double.Parse(v, CultureInfo.InvariantCulture) : fallback;
-
-    public static string FindUp(string start, string relative)
-    {
-        for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
-        {
-            var candidate = Path.Combine(dir.FullName, relative);
-            if (Directory.Exists(candidate)) return candidate;
-        }
-        throw new DirectoryNotFoundException($"No '{relative}' folder above '{start}'; pass --corpus.");
-    }
-
-    public static string FindRepoRoot()
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Pip.sln"))) dir = dir.Parent;
-        return dir?.FullName ?? Directory.GetCurrentDirectory();
     }
 }

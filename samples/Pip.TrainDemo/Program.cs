@@ -34,21 +34,8 @@ Directory.CreateDirectory(workDir);
 var total = Stopwatch.StartNew();
 
 // ---- 1. Corpus and deterministic split: every 50th line (over both files, in file order) is held out. ----
-const int HoldOutEvery = 50;
-string[] corpusFiles = ["brown.txt", "nlp-corpus.txt"];
-var trainLines = new List<string>();
-var validLines = new List<string>();
-long lineNo = 0;
-foreach (var f in corpusFiles)
-{
-    foreach (var raw in File.ReadLines(Path.Combine(corpusDir, f)))
-    {
-        var line = raw.Trim();
-        if (line.Length == 0) continue;
-        (lineNo++ % HoldOutEvery == HoldOutEvery - 1 ? validLines : trainLines).Add(line);
-    }
-}
-log.LogInformation("Corpus {Dir}: {Train} training lines, {Valid} held-out lines (every {N}th).", corpusDir, trainLines.Count, validLines.Count, HoldOutEvery);
+var (trainLines, validLines) = DemoCorpus.Split(corpusDir);
+log.LogInformation("Corpus {Dir}: {Train} training lines, {Valid} held-out lines (every {N}th).", corpusDir, trainLines.Count, validLines.Count, DemoCorpus.HoldOutEvery);
 
 // --evaluate [DIR]: re-score a finished model (default: the --out folder, i.e. models/pip-demo) exactly as the final
 // evaluation below does (fp32 compute, the first --final-eval-seqs held-out sequences, add-one unigram on the same
@@ -220,8 +207,8 @@ var report = new JsonObject
     },
     ["data"] = new JsonObject
     {
-        ["corpus_files"] = new JsonArray(corpusFiles.Select(f => (JsonNode)f).ToArray()),
-        ["split"] = $"line i (0-based over non-empty lines of both files in order) is held out when i % {HoldOutEvery} == {HoldOutEvery - 1}",
+        ["corpus_files"] = new JsonArray(DemoCorpus.Files.Select(f => (JsonNode)f).ToArray()),
+        ["split"] = $"line i (0-based over non-empty lines of both files in order) is held out when i % {DemoCorpus.HoldOutEvery} == {DemoCorpus.HoldOutEvery - 1}",
         ["train_lines"] = trainLines.Count, ["validation_lines"] = validLines.Count,
         ["train_tokens"] = trainTokens.Length, ["validation_tokens"] = validTokens.Length,
         ["validation_scored_tokens"] = finalSet.TargetTokenCount,
@@ -306,33 +293,6 @@ sealed class Progress(Action<TrainingProgress> report) : IProgress<TrainingProgr
     public void Report(TrainingProgress value) => report(value);
 }
 
-static class Tokens
-{
-    public static int[] LoadOrEncode(string path, List<string> lines, HfTokenizer tokenizer, int eosId, ILogger log)
-    {
-        if (File.Exists(path))
-        {
-            var bytes = File.ReadAllBytes(path);
-            var cached = new int[bytes.Length / 4];
-            Buffer.BlockCopy(bytes, 0, cached, 0, bytes.Length);
-            return cached;
-        }
-        var sw = Stopwatch.StartNew();
-        var parts = new int[lines.Count][];
-        Parallel.For(0, lines.Count, new ParallelOptions { MaxDegreeOfParallelism = 2 }, i =>
-        {
-            var ids = tokenizer.Encode(lines[i]); // BOS first (the tokenizer adds it by default)
-            parts[i] = [.. ids, eosId];
-        });
-        var all = parts.SelectMany(p => p).ToArray();
-        var buffer = new byte[all.Length * 4];
-        Buffer.BlockCopy(all, 0, buffer, 0, buffer.Length);
-        File.WriteAllBytes(path + ".tmp", buffer);
-        File.Move(path + ".tmp", path, overwrite: true);
-        log.LogInformation("Encoded {Lines} lines into {Tokens} tokens in {S:F0} s.", lines.Count, all.Length, sw.Elapsed.TotalSeconds);
-        return all;
-    }
-}
 
 static class Plotting
 {
@@ -362,45 +322,5 @@ static class Plotting
         plot.YLabel("loss (nats/token)");
         plot.ShowLegend();
         plot.SavePng(path, 900, 520);
-    }
-}
-
-sealed class Cli
-{
-    private readonly Dictionary<string, string?> _values = new(StringComparer.Ordinal);
-
-    public static Cli Parse(string[] args)
-    {
-        var cli = new Cli();
-        for (int i = 0; i < args.Length; i++)
-        {
-            if (!args[i].StartsWith("--", StringComparison.Ordinal)) throw new ArgumentException($"Unexpected argument '{args[i]}'.");
-            var key = args[i][2..];
-            string? value = i + 1 < args.Length && !args[i + 1].StartsWith("--", StringComparison.Ordinal) ? args[++i] : null;
-            cli._values[key] = value;
-        }
-        return cli;
-    }
-
-    public string? Get(string key) => _values.GetValueOrDefault(key);
-
-    public bool Has(string key) => _values.ContainsKey(key);
-
-    // ../shared/data/corpus relative to the repository, or to a folder above it (worktrees live deeper).
-    public static string FindUp(string start, string relative)
-    {
-        for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
-        {
-            var candidate = Path.Combine(dir.FullName, relative);
-            if (Directory.Exists(candidate)) return candidate;
-        }
-        throw new DirectoryNotFoundException($"No '{relative}' folder above '{start}'; pass --corpus.");
-    }
-
-    public static string FindRepoRoot()
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Pip.sln"))) dir = dir.Parent;
-        return dir?.FullName ?? Directory.GetCurrentDirectory();
     }
 }

@@ -72,15 +72,13 @@ internal static class DistillCommand
 
             // 3. Same vocabulary, then the models and the tokens.
             TeacherModels.CheckSameVocabulary(teacherFolder, TeacherModels.ReadConfig(teacherFolder), studentFolder, TeacherModels.ReadConfig(studentFolder));
-            var dtypeToTrain = run.Get(o.Dtype) ?? ScalarType.Float32;
-            var device = run.Require(o.Device);
-            using var lm = ModelLoading.Load(studentFolder, dtypeToTrain, device, run.Logger);
+            using var lm = o.LoadModel(run, studentFolder);
             var tokenizer = ModelLoading.RequireTokenizer(lm);
             TeacherModels.CheckSameTokenizer(teacherFolder, studentFolder, tokenizer, lines, run.Logger);
-            var storedType = run.Get(o.SaveDtype) ?? TorchCausalLM.DtypeOf(lm.Config);
+            var storedType = o.StoredType(run, lm);
             var sequenceLength = run.Require(o.SequenceLength);
-            var (train, validation) = TrainingText.Pack(lines, tokenizer, lm, sequenceLength, training.BatchSize, run.Get(o.MaxTokens), run.Logger);
-            using var teacherLm = TeacherModels.Load(teacherFolder, dtypeToTrain, device, run.Logger);
+            var (train, validation) = o.Pack(run, lines, tokenizer, lm, training);
+            using var teacherLm = o.LoadTeacher(run, teacherFolder);
             double? teacherLoss = validation is null ? null : TeacherModels.ValidationLoss(teacherLm.Module, validation, training.MaxValidationSequences, training.BatchSize, ct);
             var parametersBefore = lm.ParameterCount;
 
@@ -89,16 +87,11 @@ internal static class DistillCommand
             TrainingResult result;
             bool resumed;
             using (var trainer = new CausalLMTrainer(lm.Module, training, run.Logger, DistillationLoss.Create(teacherLm.Module, distillation)))
-            {
-                resumed = trainer.TryResume();
-                result = trainer.Train(train, validation, run.WithBars(new FineTuningOptions.NoProgress<TrainingProgress>(), FineTuningOptions.Bar), ct);
-            }
+                (result, resumed) = FineTuningOptions.Train(trainer, train, validation, run);
             var trainingSeconds = clock.Elapsed.TotalSeconds;
 
             // 5. Output, atomically.
-            ct.ThrowIfCancellationRequested();
-            run.Logger.LogInformation("Writing {Folder} ({Dtype}).", outFolder, CommonOptions.DtypeName(storedType));
-            lm.Save(outFolder, storedType, overwriting, ct);
+            ModelLoading.Save(run, lm, outFolder, storedType, overwriting);
 
             double? before = result.Validation.Count == 0 ? null : result.Validation[0].Loss;
             var summary = new DistillResult(

@@ -171,15 +171,13 @@ internal static class IdeaCommand
 
             // 3. The teacher's vocabulary, the model and the tokens, the teacher.
             if (teacherFolder is not null) TeacherModels.CheckSameVocabulary(teacherFolder, TeacherModels.ReadConfig(teacherFolder), modelFolder, config);
-            var dtypeToTrain = run.Get(o.Dtype) ?? ScalarType.Float32;
-            var device = run.Require(o.Device);
-            using var lm = ModelLoading.Load(modelFolder, dtypeToTrain, device, run.Logger);
+            using var lm = o.LoadModel(run, modelFolder);
             var tokenizer = ModelLoading.RequireTokenizer(lm);
             if (teacherFolder is not null) TeacherModels.CheckSameTokenizer(teacherFolder, modelFolder, tokenizer, lines, run.Logger);
-            var storedType = run.Get(o.SaveDtype) ?? TorchCausalLM.DtypeOf(lm.Config);
+            var storedType = o.StoredType(run, lm);
             var sequenceLength = run.Require(o.SequenceLength);
-            var (train, validation) = TrainingText.Pack(lines, tokenizer, lm, sequenceLength, training.BatchSize, run.Get(o.MaxTokens), run.Logger);
-            using var teacherLm = teacherFolder is null ? null : TeacherModels.Load(teacherFolder, dtypeToTrain, device, run.Logger);
+            var (train, validation) = o.Pack(run, lines, tokenizer, lm, training);
+            using var teacherLm = teacherFolder is null ? null : o.LoadTeacher(run, teacherFolder);
             double? teacherLoss = teacherLm is null || validation is null ? null : TeacherModels.ValidationLoss(teacherLm.Module, validation, training.MaxValidationSequences, training.BatchSize, ct);
             var parametersBefore = lm.ParameterCount;
             var widthBefore = lm.Config.IntermediateSize;
@@ -195,10 +193,7 @@ internal static class IdeaCommand
             TrainingResult r;
             bool resumed;
             using (var trainer = new CausalLMTrainer(lm.Module, training, run.Logger, loss, [hook]))
-            {
-                resumed = trainer.TryResume();
-                r = trainer.Train(train, validation, run.WithBars(new FineTuningOptions.NoProgress<TrainingProgress>(), FineTuningOptions.Bar), ct);
-            }
+                (r, resumed) = FineTuningOptions.Train(trainer, train, validation, run);
             var trainingSeconds = clock.Elapsed.TotalSeconds;
             if (!hook.IsComplete)
                 throw new CliInputException($"Training stopped at step {r.Steps} ({r.StopReason}), before the pruning window's end (step {pruning.EndStep}): nothing was written to '{outFolder}'."
@@ -207,9 +202,7 @@ internal static class IdeaCommand
             var pruned = hook.ApplyPruning();
 
             // 5. Output, atomically.
-            ct.ThrowIfCancellationRequested();
-            run.Logger.LogInformation("Writing {Folder} ({Dtype}).", outFolder, CommonOptions.DtypeName(storedType));
-            lm.Save(outFolder, storedType, overwriting, ct);
+            ModelLoading.Save(run, lm, outFolder, storedType, overwriting);
 
             double? before = r.Validation.Count == 0 ? null : r.Validation[0].Loss;
             var summary = new IdeaResult(

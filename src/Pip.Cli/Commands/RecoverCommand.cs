@@ -154,8 +154,7 @@ internal static class RecoverCommand
                 }
             }
             clock.Restart();
-            run.Logger.LogInformation("Writing {Folder} ({Dtype}).", outFolder, CommonOptions.DtypeName(storedType));
-            lm.Save(outFolder, storedType, overwriting, ct);
+            ModelLoading.Save(run, lm, outFolder, storedType, overwriting);
 
             var r = result.Training;
             var summary = new RecoverResult(

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.ComponentModel.DataAnnotations;
 using System.Globalization;
 using System.Text.RegularExpressions;
+using Pip.Torch;
 using Pip.Torch.Training;
 using Pip.Torch.Training.Distillation;
 using Pip.Training;
@@ -220,6 +221,32 @@ internal sealed class FineTuningOptions
         };
         problems.AddRange(OptionProblems.Of(options, DistillationNames));
         return options;
+    }
+
+    /// <summary>Loads the model to train: in --dtype (default float32) on --device.</summary>
+    public TorchCausalLM LoadModel(CommandInvocation run, string folder) => ModelLoading.Load(folder, ComputeType(run), run.Require(Device), run.Logger);
+
+    /// <summary>Loads a teacher in the same type and on the same device as the model to train (see <see cref="LoadModel"/>).</summary>
+    public TorchCausalLM LoadTeacher(CommandInvocation run, string folder) => TeacherModels.Load(folder, ComputeType(run), run.Require(Device), run.Logger);
+
+    /// <summary>The type to store the trained weights in: --save-dtype, else the model's torch_dtype.</summary>
+    public ScalarType StoredType(CommandInvocation run, TorchCausalLM lm) => run.Get(SaveDtype) ?? TorchCausalLM.DtypeOf(lm.Config);
+
+    /// <summary>The text's training and validation sequences of --seq-len tokens (see <see cref="TrainingText.Pack(TrainingLines, Pip.Tokenization.HfTokenizer, TorchCausalLM, int, int, int?, Microsoft.Extensions.Logging.ILogger)"/>).</summary>
+    public (PackedSequences Train, PackedSequences? Validation) Pack(CommandInvocation run, TrainingLines lines, Pip.Tokenization.HfTokenizer tokenizer, TorchCausalLM lm, TrainingOptions training) =>
+        TrainingText.Pack(lines, tokenizer, lm, run.Require(SequenceLength), training.BatchSize, run.Get(MaxTokens), run.Logger);
+
+    private ScalarType ComputeType(CommandInvocation run) => run.Get(Dtype) ?? ScalarType.Float32;
+
+    /// <summary>
+    /// Continues from the trainer's checkpoint when it has one, then trains with a progress bar (the trainer logs its
+    /// steps itself); the result and whether the run resumed.
+    /// </summary>
+    public static (TrainingResult Result, bool Resumed) Train(CausalLMTrainer trainer, PackedSequences train, PackedSequences? validation, CommandInvocation run)
+    {
+        var resumed = trainer.TryResume();
+        var result = trainer.Train(train, validation, run.WithBars(new NoProgress<TrainingProgress>(), Bar), run.CancellationToken);
+        return (result, resumed);
     }
 
     /// <summary>The progress bar of a training run.</summary>

@@ -79,6 +79,14 @@ internal static class ModelLoading
         return model;
     }
 
+    /// <summary>Writes a model folder atomically in <paramref name="dtype"/> (unless cancelled first), saying so in the log.</summary>
+    public static void Save(CommandInvocation run, TorchCausalLM model, string folder, ScalarType dtype, bool overwrite)
+    {
+        run.CancellationToken.ThrowIfCancellationRequested();
+        run.Logger.LogInformation("Writing {Folder} ({Dtype}).", folder, CommonOptions.DtypeName(dtype));
+        model.Save(folder, dtype, overwrite, run.CancellationToken);
+    }
+
     /// <summary>The model's tokenizer, or a clear error when the folder has none.</summary>
     public static Pip.Tokenization.HfTokenizer RequireTokenizer(TorchCausalLM model) =>
         model.Tokenizer ?? throw new CliInputException($"Model folder '{model.SourceFolder}' has no tokenizer.json; this command needs one to turn text into tokens.");

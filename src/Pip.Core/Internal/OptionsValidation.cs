@@ -68,6 +68,21 @@ internal static class OptionsValidation
         }
     }
 
+    /// <summary>
+    /// Checks the DataAnnotations attributes and the <see cref="IValidatableObject"/> rules of <paramref name="options"/>;
+    /// throws one <see cref="ValidationException"/> that lists every problem (<c>Invalid {what} (N problem(s)): ...</c>).
+    /// </summary>
+    public static void ThrowIfInvalid(IValidatableObject options, string what)
+    {
+        var results = new List<ValidationResult>();
+        Validator.TryValidateObject(options, new ValidationContext(options), results, validateAllProperties: true);
+        // TryValidateObject skips IValidatableObject when attribute errors exist; run it anyway to list everything.
+        if (results.Count > 0) results.AddRange(options.Validate(new ValidationContext(options)));
+        var messages = results.Select(r => r.ErrorMessage ?? "").Distinct().ToList();
+        if (messages.Count == 0) return;
+        throw new ValidationException($"Invalid {what} ({messages.Count} problem(s)):{Environment.NewLine}{string.Join(Environment.NewLine, messages.Select(m => "  - " + m))}");
+    }
+
     private static IEnumerable<PropertyInfo> NestedOptionProperties(Type type) =>
         type.GetProperties(BindingFlags.Public | BindingFlags.Instance)
             .Where(p => p.GetIndexParameters().Length == 0 && p.IsDefined(typeof(ValidateObjectMembersAttribute), inherit: true));

@@ -19,6 +19,26 @@ internal sealed class InputStatistics : IDisposable
     /// <summary>Tokens seen (the count behind every sum).</summary>
     public long Tokens { get; private set; }
 
+    /// <summary>The options of a metric that collects input statistics (cloned; null: the defaults), checked.</summary>
+    public static WidthMetricOptions CheckOptions(WidthMetricOptions? options)
+    {
+        var result = (options ?? new WidthMetricOptions()).Clone();
+        ArgumentOutOfRangeException.ThrowIfLessThan(result.MaxTokens, 2, nameof(options));
+        return result;
+    }
+
+    /// <summary>
+    /// Collects the statistics over the request's calibration sequences (at most <paramref name="maxTokens"/> tokens),
+    /// reporting one <see cref="ScoringProgress"/> of <paramref name="metric"/> per sequence.
+    /// </summary>
+    public static InputStatistics Collect(WidthImportanceRequest request, LlamaForCausalLM module, IReadOnlyList<(int Layer, Linear Linear)> targets, int maxTokens,
+        string metric, CancellationToken cancellationToken)
+    {
+        var sequences = WidthUnitParts.Sequences(request, maxTokens, 1, metric);
+        int done = 0;
+        return Collect(module, targets, sequences, cancellationToken, () => request.Progress?.Report(new ScoringProgress(metric, ++done, sequences.Count)));
+    }
+
     /// <summary>Runs the sequences one at a time through the layers up to the last one holding a target, under no_grad.</summary>
     public static InputStatistics Collect(LlamaForCausalLM module, IReadOnlyList<(int Layer, Linear Linear)> targets, IReadOnlyList<IReadOnlyList<int>> sequences,
         CancellationToken cancellationToken, Action? afterSequence)
@@ -129,11 +149,7 @@ public sealed class WandaSpWidthMetric : IWidthImportanceMetric
 
     /// <summary>Creates the metric.</summary>
     /// <param name="options">The options, or null for the defaults.</param>
-    public WandaSpWidthMetric(WidthMetricOptions? options = null)
-    {
-        _options = (options ?? new WidthMetricOptions()).Clone();
-        ArgumentOutOfRangeException.ThrowIfLessThan(_options.MaxTokens, 2, nameof(options));
-    }
+    public WandaSpWidthMetric(WidthMetricOptions? options = null) => _options = InputStatistics.CheckOptions(options);
 
     /// <inheritdoc />
     public string Name => WidthMetricConstants.WandaSp;
@@ -148,10 +164,8 @@ public sealed class WandaSpWidthMetric : IWidthImportanceMetric
         var scores = new Dictionary<(int Layer, WidthUnitKind Kind), double[]>();
         if (layers.Count > 0)
         {
-            var sequences = WidthUnitParts.Sequences(request, _options.MaxTokens, 1, Name);
             var targets = layers.SelectMany(l => kinds.SelectMany(k => WidthUnitParts.Of(module.Layers[l], k)).Select(p => (l, p.Linear))).ToArray();
-            int done = 0;
-            using var stats = InputStatistics.Collect(module, targets, sequences, cancellationToken, () => request.Progress?.Report(new ScoringProgress(Name, ++done, sequences.Count)));
+            using var stats = InputStatistics.Collect(request, module, targets, _options.MaxTokens, Name, cancellationToken);
             using var noGrad = no_grad();
             foreach (int l in layers)
             {
@@ -185,11 +199,7 @@ public sealed class FlapWidthMetric : IWidthImportanceMetric
 
     /// <summary>Creates the metric.</summary>
     /// <param name="options">The options, or null for the defaults.</param>
-    public FlapWidthMetric(WidthMetricOptions? options = null)
-    {
-        _options = (options ?? new WidthMetricOptions()).Clone();
-        ArgumentOutOfRangeException.ThrowIfLessThan(_options.MaxTokens, 2, nameof(options));
-    }
+    public FlapWidthMetric(WidthMetricOptions? options = null) => _options = InputStatistics.CheckOptions(options);
 
     /// <inheritdoc />
     public string Name => WidthMetricConstants.Flap;
@@ -205,11 +215,9 @@ public sealed class FlapWidthMetric : IWidthImportanceMetric
         var means = new Dictionary<(int Layer, WidthUnitKind Kind), double[]>();
         if (layers.Count > 0)
         {
-            var sequences = WidthUnitParts.Sequences(request, _options.MaxTokens, 1, Name);
             Linear Reader(int l, WidthUnitKind kind) => kind == WidthUnitKind.Heads ? module.Layers[l].SelfAttn.OProj : module.Layers[l].Mlp.DownProj;
             var targets = layers.SelectMany(l => kinds.Select(k => (l, Reader(l, k)))).ToArray();
-            int done = 0;
-            using var stats = InputStatistics.Collect(module, targets, sequences, cancellationToken, () => request.Progress?.Report(new ScoringProgress(Name, ++done, sequences.Count)));
+            using var stats = InputStatistics.Collect(request, module, targets, _options.MaxTokens, Name, cancellationToken);
             if (stats.Tokens < 2) throw new ArgumentException("FLAP's fluctuation needs at least two calibration tokens.", nameof(request));
             using var noGrad = no_grad();
             foreach (int l in layers)

@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using Pip.Internal;
 
 namespace Pip.Torch.Training.Distillation;
 
@@ -43,15 +44,7 @@ public sealed class DistillationOptions : IValidatableObject
 
     /// <summary>Checks every setting; throws one exception that lists all problems.</summary>
     /// <exception cref="ValidationException">A setting is invalid; the message lists each one.</exception>
-    public void Validate()
-    {
-        var results = new List<ValidationResult>();
-        Validator.TryValidateObject(this, new ValidationContext(this), results, validateAllProperties: true);
-        results.AddRange(Validate(new ValidationContext(this)));
-        var messages = results.Select(r => r.ErrorMessage ?? "").Distinct().ToList();
-        if (messages.Count == 0) return;
-        throw new ValidationException($"Invalid distillation options ({messages.Count} problem(s)):{Environment.NewLine}{string.Join(Environment.NewLine, messages.Select(m => "  - " + m))}");
-    }
+    public void Validate() => OptionsValidation.ThrowIfInvalid(this, "distillation options");
 
     /// <summary>Checks the values the attributes cannot (NaN).</summary>
     /// <param name="validationContext">The validation context.</param>

@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using Pip.Internal;
 using Pip.Training;
 
 namespace Pip.Torch.Training.Lora;
@@ -112,17 +113,7 @@ public sealed class LoraOptions : IValidatableObject
 
     /// <summary>Checks every setting (the training settings included); throws one exception that lists all problems.</summary>
     /// <exception cref="ValidationException">A setting is invalid; the message lists each one.</exception>
-    public void Validate()
-    {
-        var results = new List<ValidationResult>();
-        Validator.TryValidateObject(this, new ValidationContext(this), results, validateAllProperties: true);
-        // TryValidateObject skips IValidatableObject when attribute errors exist; run it anyway to list everything.
-        if (results.Count > 0) results.AddRange(Validate(new ValidationContext(this)));
-        var messages = results.Select(r => r.ErrorMessage ?? "").Distinct().ToList();
-        if (messages.Count == 0) return;
-        var lines = messages.Select(m => "  - " + m);
-        throw new ValidationException($"Invalid LoRA options ({messages.Count} problem(s)):{Environment.NewLine}{string.Join(Environment.NewLine, lines)}");
-    }
+    public void Validate() => OptionsValidation.ThrowIfInvalid(this, "LoRA options");
 
     /// <summary>Cross-field checks, and the training settings' own checks (prefixed <c>Training.</c>).</summary>
     /// <param name="validationContext">The validation context.</param>
