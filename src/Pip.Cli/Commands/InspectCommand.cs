@@ -85,6 +85,11 @@ internal static partial class InspectCommand
         }
 
         var parameters = new ParameterReport(embeddings + head + finalNorm + layers.Sum() + other, embeddings, layers.Sum(), layers, finalNorm, head, other);
+        // Heterogeneous checkpoints (per_layer_config, e.g. after non-uniform width pruning): each layer's own sizes.
+        IReadOnlyList<LayerSizes>? perLayer =
+            llama is { IsHeterogeneous: true } ? [.. Enumerable.Range(0, llama.NumHiddenLayers).Select(l => llama.ShapeOf(l)).Select(x => new LayerSizes(x.NumAttentionHeads, x.NumKeyValueHeads, x.IntermediateSize))]
+            : opt is { IsHeterogeneous: true } ? [.. Enumerable.Range(0, opt.NumHiddenLayers).Select(l => opt.ShapeOf(l)).Select(x => new LayerSizes(x.NumAttentionHeads, x.NumAttentionHeads, x.FfnDim))]
+            : null;
         return new InspectReport(
             Model: full,
             Family: llama?.Family.ToString() ?? "OPT",
@@ -103,7 +108,10 @@ internal static partial class InspectCommand
             Shards: checkpoint.ShardFiles.Count,
             Parameters: parameters,
             WeightBytes: bytes,
-            WeightGib: ResultWriter.Gib(bytes));
+            WeightGib: ResultWriter.Gib(bytes))
+        {
+            PerLayerSizes = perLayer,
+        };
     }
 
     private static void WriteTable(TextWriter output, InspectReport r)
@@ -136,6 +144,22 @@ internal static partial class InspectCommand
             ("  LM head", r.TiedEmbeddings ? "tied to the embeddings" : N(p.LmHead)),
         ];
         if (p.Other > 0) rows.Add(("  other", N(p.Other)));
+        if (r.PerLayerSizes is { } sizes)
+        {
+            // Runs of equal layers: "0-1: 8/4 heads, FFN 352; 2-10: 6/3 heads, FFN 226; ..."
+            var runs = new List<string>();
+            for (int start = 0; start < sizes.Count;)
+            {
+                int end = start;
+                while (end + 1 < sizes.Count && sizes[end + 1] == sizes[start]) end++;
+                var x = sizes[start];
+                runs.Add($"{(end == start ? $"{start}" : $"{start}-{end}")}: {x.AttentionHeads}/{x.KeyValueHeads} heads, FFN {x.IntermediateSize}");
+                start = end + 1;
+            }
+
+            rows.Add(("Per-layer sizes", string.Join("; ", runs)));
+        }
+
         rows.Add(("Weight memory", $"{ResultWriter.Number(r.WeightGib, 3)} GiB ({N(r.WeightBytes)} bytes in {r.Shards} file{(r.Shards == 1 ? "" : "s")})"));
         if (r.Decoding is { } d)
         {
@@ -178,7 +202,13 @@ internal sealed record InspectReport(string Model, string Family, int Layers, in
 {
     /// <summary>The decoding benchmark (with <c>--tpot</c>), or null.</summary>
     public DecodingReport? Decoding { get; init; }
+
+    /// <summary>Each layer's sizes when the checkpoint's layers differ (per_layer_config), or null.</summary>
+    public IReadOnlyList<LayerSizes>? PerLayerSizes { get; init; }
 }
+
+/// <summary>One layer's sizes in a heterogeneous checkpoint.</summary>
+internal sealed record LayerSizes(int AttentionHeads, int KeyValueHeads, int IntermediateSize);
 
 /// <summary>Greedy decoding timings of <c>inspect --tpot</c>.</summary>
 internal sealed record DecodingReport(string Dtype, string Device, int NewTokens, int WarmupRuns, int MeasuredRuns, double TimePerOutputTokenMs, double TimeToFirstTokenMs);

@@ -51,6 +51,37 @@ public sealed class InspectCommandTests(TinyModelFixture fixture)
     }
 
     [Fact]
+    public async Task Inspect_WidthPrunedModel_ListsEachLayersSizes()
+    {
+        var pruned = Path.Combine(Path.GetTempPath(), $"pip-inspect-{Guid.NewGuid():N}");
+        try
+        {
+            using (var model = TorchCausalLM.Load(fixture.ModelFolder))
+            {
+                Pip.Torch.Pruning.Width.WidthPruner.PruneChannels(model.Module, 1, [0, 1, 2]);
+                model.Save(pruned);
+            }
+
+            var run = await CliRunner.RunAsync("inspect", "--model", pruned, "--json");
+            var table = await CliRunner.RunAsync("inspect", "--model", pruned);
+
+            run.ExitCode.Should().Be(ExitCodes.Success, run.Error);
+            using var json = JsonDocument.Parse(run.Out);
+            var sizes = json.RootElement.GetProperty("per_layer_sizes").EnumerateArray().Select(e => e.GetProperty("intermediate_size").GetInt32()).ToArray();
+            using var original = TorchCausalLM.Load(fixture.ModelFolder);
+            int ffn = original.Config.IntermediateSize;
+            sizes.Should().HaveCount(original.LayerCount);
+            sizes[1].Should().Be(ffn - 3);
+            sizes.Where((_, i) => i != 1).Should().OnlyContain(v => v == ffn);
+            table.Out.Should().Contain("Per-layer sizes").And.Contain($"1: ").And.Contain($"FFN {ffn - 3}");
+        }
+        finally
+        {
+            if (Directory.Exists(pruned)) Directory.Delete(pruned, true);
+        }
+    }
+
+    [Fact]
     public async Task Inspect_WithoutTpot_HasNoDecodingTimings()
     {
         var run = await CliRunner.RunAsync("inspect", "--model", fixture.ModelFolder, "--json");
