@@ -202,13 +202,6 @@ public sealed partial class TorchCausalLM : IWidthPrunableModel, IDisposable
             ? torch.Model
             : throw new NotSupportedException($"Metric '{metric}' needs a {nameof(TorchCausalLM)} (Pip.Torch); got {model.GetType().Name}.");
 
-    /// <summary>The Llama-family module behind a model, or an error naming the width metric that needs it.</summary>
-    /// <param name="model">The model a width metric was given.</param>
-    /// <param name="metric">The metric's name.</param>
-    internal static LlamaForCausalLM RequireLlama(IPrunableModel model, string metric) =>
-        Require(model, metric) as LlamaForCausalLM
-        ?? throw new NotSupportedException($"Width metric '{metric}' scores Llama-family models (Llama, Mistral, Qwen2); this model is {model.Architecture}. Prune OPT heads and fc1/fc2 channels with WidthPruner.Prune.");
-
     /// <inheritdoc />
     public void Dispose() => Model.Dispose();
 }

@@ -31,7 +31,7 @@ internal sealed class InputStatistics : IDisposable
     /// Collects the statistics over the request's calibration sequences (at most <paramref name="maxTokens"/> tokens),
     /// reporting one <see cref="ScoringProgress"/> of <paramref name="metric"/> per sequence.
     /// </summary>
-    public static InputStatistics Collect(WidthImportanceRequest request, LlamaForCausalLM module, IReadOnlyList<(int Layer, Linear Linear)> targets, int maxTokens,
+    public static InputStatistics Collect(WidthImportanceRequest request, ICausalLMModule module, IReadOnlyList<(int Layer, Linear Linear)> targets, int maxTokens,
         string metric, CancellationToken cancellationToken)
     {
         var sequences = WidthUnitParts.Sequences(request, maxTokens, 1, metric);
@@ -40,7 +40,7 @@ internal sealed class InputStatistics : IDisposable
     }
 
     /// <summary>Runs the sequences one at a time through the layers up to the last one holding a target, under no_grad.</summary>
-    public static InputStatistics Collect(LlamaForCausalLM module, IReadOnlyList<(int Layer, Linear Linear)> targets, IReadOnlyList<IReadOnlyList<int>> sequences,
+    public static InputStatistics Collect(ICausalLMModule module, IReadOnlyList<(int Layer, Linear Linear)> targets, IReadOnlyList<IReadOnlyList<int>> sequences,
         CancellationToken cancellationToken, Action? afterSequence)
     {
         var result = new InputStatistics();
@@ -77,11 +77,11 @@ internal sealed class InputStatistics : IDisposable
                 using var noGrad = no_grad();
                 using var scope = NewDisposeScope();
                 var ids = tensor(sequence.Select(t => (long)t).ToArray(), [1, sequence.Count], device: module.Device);
-                using var rope = module.ComputeRotary(sequence.Count);
+                using var context = module.CreateLayerContext(sequence.Count);
                 var hidden = module.Embed(ids);
                 for (int l = 0; l <= last; l++)
                 {
-                    hidden = module.Layers[l].call(hidden, rope);
+                    hidden = module.ForwardLayer(l, hidden, context);
                 }
 
                 result.Tokens += sequence.Count;
@@ -158,7 +158,7 @@ public sealed class WandaSpWidthMetric : IWidthImportanceMetric
     public ValueTask<WidthScores> ScoreAsync(WidthImportanceRequest request, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
-        var module = TorchCausalLM.RequireLlama(request.Model, Name);
+        var module = TorchCausalLM.Require(request.Model, Name);
         var layers = WidthUnitParts.Layers(request, module);
         var kinds = WidthUnitParts.Kinds(request.Units);
         var scores = new Dictionary<(int Layer, WidthUnitKind Kind), double[]>();
@@ -185,9 +185,9 @@ public sealed class WandaSpWidthMetric : IWidthImportanceMetric
 }
 
 /// <summary>
-/// FLAP's fluctuation metric (WIFV): for each input channel j of o_proj (heads) or down_proj (channels), the sample
-/// variance of X_j over all calibration tokens times ‖W[:, j]‖²; a unit's score is the sum over its channels (a
-/// key/value group: the G·head_dim o_proj inputs of its query heads). It also gives the mean of those inputs, for
+/// FLAP's fluctuation metric (WIFV): for each input channel j of o_proj (heads) or down_proj (channels) (OPT: out_proj,
+/// fc2), the sample variance of X_j over all calibration tokens times ‖W[:, j]‖²; a unit's score is the sum over its
+/// channels (a key/value group: the G·head_dim o_proj inputs of its query heads; an OPT head: its head_dim inputs). It also gives the mean of those inputs, for
 /// FLAP's bias compensation (<see cref="WidthPruningOptions.BiasCompensation"/>). Name <c>flap</c>. Needs a
 /// <see cref="TorchCausalLM"/>.
 /// </summary>
@@ -208,14 +208,14 @@ public sealed class FlapWidthMetric : IWidthImportanceMetric
     public ValueTask<WidthScores> ScoreAsync(WidthImportanceRequest request, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
-        var module = TorchCausalLM.RequireLlama(request.Model, Name);
+        var module = TorchCausalLM.Require(request.Model, Name);
         var layers = WidthUnitParts.Layers(request, module);
         var kinds = WidthUnitParts.Kinds(request.Units);
         var scores = new Dictionary<(int Layer, WidthUnitKind Kind), double[]>();
         var means = new Dictionary<(int Layer, WidthUnitKind Kind), double[]>();
         if (layers.Count > 0)
         {
-            Linear Reader(int l, WidthUnitKind kind) => kind == WidthUnitKind.Heads ? module.Layers[l].SelfAttn.OProj : module.Layers[l].Mlp.DownProj;
+            Linear Reader(int l, WidthUnitKind kind) => WidthUnitParts.Output(module.Layers[l], kind).Linear;
             var targets = layers.SelectMany(l => kinds.Select(k => (l, Reader(l, k)))).ToArray();
             using var stats = InputStatistics.Collect(request, module, targets, _options.MaxTokens, Name, cancellationToken);
             if (stats.Tokens < 2) throw new ArgumentException("FLAP's fluctuation needs at least two calibration tokens.", nameof(request));
@@ -265,7 +265,7 @@ public sealed class MagnitudeWidthMetric : IWidthImportanceMetric
     public ValueTask<WidthScores> ScoreAsync(WidthImportanceRequest request, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
-        var module = TorchCausalLM.RequireLlama(request.Model, Name);
+        var module = TorchCausalLM.Require(request.Model, Name);
         var layers = WidthUnitParts.Layers(request, module);
         var scores = new Dictionary<(int Layer, WidthUnitKind Kind), double[]>();
         using var noGrad = no_grad();

@@ -59,7 +59,7 @@ public sealed class TaylorWidthMetric : IWidthImportanceMetric
     public ValueTask<WidthScores> ScoreAsync(WidthImportanceRequest request, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
-        var module = TorchCausalLM.RequireLlama(request.Model, Name);
+        var module = TorchCausalLM.Require(request.Model, Name);
         var layers = WidthUnitParts.Layers(request, module);
         var kinds = WidthUnitParts.Kinds(request.Units);
         var sequences = WidthUnitParts.Sequences(request, _options.MaxTokens, 2, Name);
