@@ -96,7 +96,7 @@ internal static class PruneCommand
         var layerEnd = new Option<int?>("--layer-end") { Description = "Width mode: end (exclusive) of the layers that may be pruned (default: skip the last 2/32 of the layers).", HelpName = "N" };
         var biasCompensation = new Option<bool>("--bias-compensation")
         {
-            Description = "Width mode, flap only: add the removed units' mean contribution as a bias of o_proj/down_proj (FLAP); the checkpoint then sets attention_bias/mlp_bias (Llama only).",
+            Description = "Width mode, flap only: add the removed units' mean contribution as a bias of o_proj/down_proj (FLAP); Llama checkpoints then set attention_bias/mlp_bias; OPT adds it to its existing out_proj/fc2 biases (Qwen2 and Mistral have no such flag and are refused).",
         };
         var strategy = new Option<string>("--strategy")
         {
