@@ -164,6 +164,54 @@ internal static class ConfigJson
         _ => node.DeepClone(),
     };
 
+    /// <summary>The key of transformers' heterogeneous per-layer overrides (PR #45333).</summary>
+    internal const string PerLayerConfigKey = "per_layer_config";
+
+    /// <summary>
+    /// The entries of <c>per_layer_config</c> in file order, each checked before it is yielded: the value is an object,
+    /// every key is a layer index below <paramref name="layers"/> listed once, and every entry is an object of overrides.
+    /// The caller checks the override attributes (they differ per family) with the entry's reader.
+    /// </summary>
+    internal static IEnumerable<(int Layer, JsonObject Overrides, Reader Sub)> PerLayerEntries(Reader r, JsonNode perLayerNode, int layers)
+    {
+        if (perLayerNode is not JsonObject perLayer)
+            throw r.Error(PerLayerConfigKey, $"must be an object mapping layer indices to attribute overrides, found {Describe(perLayerNode)}");
+
+        var keyOfLayer = new Dictionary<int, string>();
+        foreach (var (key, value) in perLayer)
+        {
+            var field = $"{PerLayerConfigKey}.{key}";
+            if (key.Length == 0 || !key.All(char.IsAsciiDigit) || !int.TryParse(key, NumberStyles.None, CultureInfo.InvariantCulture, out var layer))
+                throw r.Error(field, $"the key '{key}' is not a layer index (a non-negative decimal integer)");
+            if (layer >= layers)
+                throw r.Error(field, $"layer {layer} does not exist (num_hidden_layers is {layers})");
+            if (!keyOfLayer.TryAdd(layer, key))
+                throw r.Error(field, $"layer {layer} is listed twice ('{keyOfLayer[layer]}' and '{key}')");
+            if (value is not JsonObject overrides)
+                throw r.Error(field, $"must be an object of attribute overrides, found {Describe(value)}");
+            yield return (layer, overrides, new Reader(overrides, r.Path, field + "."));
+        }
+    }
+
+    /// <summary>
+    /// Writes <c>per_layer_config</c> from the layers that differ from the global shape (in layer order), with
+    /// zero-padded keys as transformers writes them so that they sort numerically; removes the key when none differs.
+    /// </summary>
+    internal static void WritePerLayerConfig(JsonObject obj, IReadOnlyList<(int Layer, JsonObject Values)> overrides)
+    {
+        if (overrides.Count == 0)
+        {
+            obj.Remove(PerLayerConfigKey);
+            return;
+        }
+
+        var width = overrides[^1].Layer.ToString(CultureInfo.InvariantCulture).Length;
+        var perLayer = new JsonObject();
+        foreach (var (layer, values) in overrides)
+            perLayer[layer.ToString(CultureInfo.InvariantCulture).PadLeft(width, '0')] = values;
+        obj[PerLayerConfigKey] = perLayer;
+    }
+
     internal static string Describe(JsonNode? node) => node is null ? "null" : node.GetValueKind() switch
     {
         JsonValueKind.Object => "an object",

@@ -34,7 +34,7 @@ namespace Pip.Checkpoints;
 /// </remarks>
 public static class LlamaConfigSerializer
 {
-    private const string PerLayerConfigKey = "per_layer_config";
+    private const string PerLayerConfigKey = ConfigJson.PerLayerConfigKey;
 
     private static readonly string[] PerLayerAttributes = ["intermediate_size", "num_attention_heads", "num_key_value_heads"];
 
@@ -317,24 +317,10 @@ public static class LlamaConfigSerializer
         var node = r.Node(PerLayerConfigKey);
         if (node is null)
             return null;
-        if (node is not JsonObject perLayer)
-            throw r.Error(PerLayerConfigKey, $"must be an object mapping layer indices to attribute overrides, found {Describe(node)}");
 
         var shapes = Enumerable.Repeat(global, layers).ToArray();
-        var keyOfLayer = new Dictionary<int, string>();
-        foreach (var (key, value) in perLayer)
+        foreach (var (layer, overrides, sub) in ConfigJson.PerLayerEntries(r, node, layers))
         {
-            var field = $"{PerLayerConfigKey}.{key}";
-            if (key.Length == 0 || !key.All(char.IsAsciiDigit) || !int.TryParse(key, NumberStyles.None, CultureInfo.InvariantCulture, out var layer))
-                throw r.Error(field, $"the key '{key}' is not a layer index (a non-negative decimal integer)");
-            if (layer >= layers)
-                throw r.Error(field, $"layer {layer} does not exist (num_hidden_layers is {layers})");
-            if (!keyOfLayer.TryAdd(layer, key))
-                throw r.Error(field, $"layer {layer} is listed twice ('{keyOfLayer[layer]}' and '{key}')");
-            if (value is not JsonObject overrides)
-                throw r.Error(field, $"must be an object of attribute overrides, found {Describe(value)}");
-
-            var sub = new Reader(overrides, r.Path, field + ".");
             foreach (var (attribute, attributeValue) in overrides)
             {
                 if (attribute == "skip")
@@ -390,17 +376,7 @@ public static class LlamaConfigSerializer
             overrides.Add((layer, values));
         }
 
-        if (overrides.Count == 0)
-        {
-            obj.Remove(PerLayerConfigKey);
-            return;
-        }
-        // Zero-padded keys, as transformers writes them, so that they sort numerically.
-        var width = overrides[^1].Layer.ToString(CultureInfo.InvariantCulture).Length;
-        var perLayer = new JsonObject();
-        foreach (var (layer, values) in overrides)
-            perLayer[layer.ToString(CultureInfo.InvariantCulture).PadLeft(width, '0')] = values;
-        obj[PerLayerConfigKey] = perLayer;
+        ConfigJson.WritePerLayerConfig(obj, overrides);
     }
 
     private static void CheckTheta(Reader r, string key, double theta)
