@@ -48,11 +48,8 @@ if (cli.Has("evaluate"))
     int eos = tok.EosTokenId ?? throw new InvalidOperationException($"The tokenizer of '{evalDir}' has no EOS token.");
     int evalSeqLen = int.Parse(cli.Get("seq") ?? "256");
     int evalSeqs = int.Parse(cli.Get("final-eval-seqs") ?? "64");
-    var noCache = Path.Combine(Path.GetTempPath(), $"pip-eval-{Guid.NewGuid():N}");
-    int[] heldOutTokens = Tokens.LoadOrEncode(noCache + ".valid", validLines, tok, eos, log);
-    int[] trainingTokens = Tokens.LoadOrEncode(noCache + ".train", trainLines, tok, eos, log);
-    File.Delete(noCache + ".valid");
-    File.Delete(noCache + ".train");
+    int[] heldOutTokens = Tokens.Encode(validLines, tok, eos, log);
+    int[] trainingTokens = Tokens.Encode(trainLines, tok, eos, log);
     var evalSet = new PackedSequences(heldOutTokens.Take(evalSeqs * evalSeqLen + 1).ToArray(), evalSeqLen);
     double modelNll = Evaluate(lm.Module, evalSet);
     double unigram = UnigramNll(trainingTokens, evalSet, lm.Config.VocabSize);

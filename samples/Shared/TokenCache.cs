@@ -19,6 +19,17 @@ internal static class Tokens
             Buffer.BlockCopy(bytes, 0, cached, 0, bytes.Length);
             return cached;
         }
+        var all = Encode(lines, tokenizer, eosId, log);
+        var buffer = new byte[all.Length * 4];
+        Buffer.BlockCopy(all, 0, buffer, 0, buffer.Length);
+        File.WriteAllBytes(path + ".tmp", buffer);
+        File.Move(path + ".tmp", path, overwrite: true);
+        return all;
+    }
+
+    /// <summary>The token ids of <paramref name="lines"/> (each BOS-first, then <paramref name="eosId"/>), encoded on two threads; nothing is cached.</summary>
+    public static int[] Encode(List<string> lines, HfTokenizer tokenizer, int eosId, ILogger log)
+    {
         var sw = Stopwatch.StartNew();
         var parts = new int[lines.Count][];
         Parallel.For(0, lines.Count, new ParallelOptions { MaxDegreeOfParallelism = 2 }, i =>
@@ -27,10 +38,6 @@ internal static class Tokens
             parts[i] = [.. ids, eosId];
         });
         var all = parts.SelectMany(p => p).ToArray();
-        var buffer = new byte[all.Length * 4];
-        Buffer.BlockCopy(all, 0, buffer, 0, buffer.Length);
-        File.WriteAllBytes(path + ".tmp", buffer);
-        File.Move(path + ".tmp", path, overwrite: true);
         log.LogInformation("Encoded {Lines} lines into {Tokens} tokens in {S:F0} s.", lines.Count, all.Length, sw.Elapsed.TotalSeconds);
         return all;
     }
