@@ -62,6 +62,9 @@ internal static class Llama2CFixtures
     /// <summary>A file of the original llama2.c release bundled beside it (stories260K.bin, tok512.bin, tok512.model).</summary>
     public static string Stories260KSource(string file) => Path.Combine(Stories260KFolder, "source", file);
 
+    /// <summary>Token ids and a greedy continuation of stories260K recorded with Hugging Face tokenizers and transformers (tests/Fixtures).</summary>
+    public static string TransformersFixture => Path.Combine(RepoRoot(), "tests", "Fixtures", "stories260K-transformers.json");
+
     private static void WriteHeader(byte[] bytes, params int[] values)
     {
         for (int i = 0; i < values.Length; i++) BinaryPrimitives.WriteInt32LittleEndian(bytes.AsSpan(4 * i), values[i]);

@@ -129,4 +129,37 @@ public sealed class SentencePieceVocabularyTests : IDisposable
 
         vocabulary.BuildMerges().Should().Equal(("▁", "a"), ("a", "b"), ("▁a", "b"), ("▁", "ab"));
     }
+
+    [Fact]
+    public void HfTokenizer_ConvertedStories260K_GivesTheIdsOfHuggingFaceTokenizers()
+    {
+        using var fixture = System.Text.Json.JsonDocument.Parse(File.ReadAllText(TransformersFixture));
+        var tokenizer = HfTokenizer.Load(Stories260KFolder);
+        var cases = fixture.RootElement.GetProperty("cases").EnumerateArray().ToList();
+
+        cases.Should().HaveCountGreaterThan(5);
+        foreach (var item in cases)
+        {
+            var text = item.GetProperty("text").GetString()!;
+            var expected = item.GetProperty("hf_ids").EnumerateArray().Select(e => e.GetInt32()).ToArray();
+            tokenizer.Encode(text, addBos: false).Should().Equal(expected, text);
+            tokenizer.Encode(text).Should().Equal([1, .. expected], "BOS is added by default");
+            if (!text.Contains('<')) tokenizer.Decode(expected).Should().Be(text);
+        }
+    }
+
+    [Fact]
+    public void HfTokenizer_ConvertedStories260K_AgreesWithLlama2CEncoderExceptOnSpelledOutSpecialTokens()
+    {
+        using var fixture = System.Text.Json.JsonDocument.Parse(File.ReadAllText(TransformersFixture));
+        var tokenizer = HfTokenizer.Load(Stories260KFolder);
+
+        foreach (var item in fixture.RootElement.GetProperty("cases").EnumerateArray())
+        {
+            var text = item.GetProperty("text").GetString()!;
+            var llama2c = item.GetProperty("llama2c_ids").EnumerateArray().Select(e => e.GetInt32()).ToArray();
+            if (text.Contains("<s>", StringComparison.Ordinal)) tokenizer.Encode(text, addBos: false).Should().NotEqual(llama2c, text);
+            else tokenizer.Encode(text, addBos: false).Should().Equal(llama2c, text);
+        }
+    }
 }
