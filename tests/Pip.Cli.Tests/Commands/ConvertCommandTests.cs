@@ -89,4 +89,13 @@ public sealed class ConvertCommandTests : IDisposable
         LlamaConfigSerializer.Load(Path.Combine(output, "config.json")).NumHiddenLayers.Should().Be(4);
         File.Exists(Path.Combine(output, "tokenizer.json")).Should().BeTrue();
     }
+
+    [Fact]
+    public async Task Prune_Llama2CBinAsModel_ExitsWithBadInputPointingToConvert()
+    {
+        var run = await CliRunner.RunAsync("prune", "--model", Source("stories260K.bin"), "--layers", "1", "--out", Path.Combine(_root, "out"));
+
+        run.ExitCode.Should().Be(ExitCodes.BadInput);
+        run.Error.Should().Contain(Source("stories260K.bin")).And.Contain("convert --from llama2c");
+    }
 }
