@@ -35,6 +35,7 @@ public static class PipCli
             SettingsFile.CreateOption(),
         };
         root.Subcommands.Add(CreateRandomCommand.Create(context));
+        root.Subcommands.Add(ConvertCommand.Create(context));
         root.Subcommands.Add(InspectCommand.Create(context));
         root.Subcommands.Add(EvalCommand.Create(context));
         root.Subcommands.Add(GenerateCommand.Create(context));

@@ -47,7 +47,12 @@ internal static class ModelLoading
     {
         var full = Path.TrimEndingDirectorySeparator(Path.GetFullPath(folder));
         if (File.Exists(full))
-            throw new CliInputException($"Model folder '{full}' is a file; pass the folder that holds config.json and the safetensors weights.");
+        {
+            var hint = full.EndsWith(".bin", StringComparison.OrdinalIgnoreCase)
+                ? " (a llama2.c checkpoint converts to one with 'pip-prune convert --from llama2c MODEL.bin --tokenizer TOKENIZER --out DIR')"
+                : "";
+            throw new CliInputException($"Model folder '{full}' is a file; pass the folder that holds config.json and the safetensors weights{hint}.");
+        }
         if (!Directory.Exists(full))
             throw new CliInputException($"Model folder '{full}' does not exist.");
         if (!File.Exists(Path.Combine(full, CheckpointFolder.ConfigFileName)))
