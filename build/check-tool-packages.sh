@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks the pip-prune tool packages that build/pack.sh --tool put into a local feed, and the tool they install:
 #  * Pip.Cli (the pointer package) and Pip.Cli.<rid> for every platform of ToolPackageRuntimeIdentifiers are there,
-#    each at most 250 MB (nuget.org's limit), each platform's package with that platform's libtorch and no other's;
+#    each at most 250 MB (nuget.org's limit), each platform's package with that platform's libtorch (and its licence)
+#    and no other's, and with the demo model;
 #  * the linux-x64 package's libLibTorchSharp.so no longer asks for GLIBCXX_3.4.32 (readelf, when it is installed);
 #  * dotnet tool install takes Pip.Cli from the feed into a temporary tool path (this machine's platform package),
 #    and the installed pip-prune answers --help and prunes the bundled demo model; the tool path is removed after.
@@ -21,7 +22,7 @@ while [ $# -gt 0 ]; do
         --feed) feed="$2"; shift 2 ;;
         --version-suffix) properties+=("-p:VersionSuffix=$2"); shift 2 ;;
         -p:*|/p:*|--property:*) properties+=("$1"); shift ;;
-        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
         *) echo "check-tool-packages.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -69,6 +70,7 @@ for rid in ${rids//;/ }; do
     list=$(entries "$package")
     echo "$list" | grep -qx "tools/net10.0/$rid/$(torch_library "$rid")" || fail "Pip.Cli.$rid lacks $(torch_library "$rid")"
     echo "$list" | grep -qx "tools/net10.0/$rid/models/pip-demo/model.safetensors" || fail "Pip.Cli.$rid lacks the demo model"
+    echo "$list" | grep -qx "tools/net10.0/$rid/LICENSE-LIBTORCH.txt" || fail "Pip.Cli.$rid lacks libtorch's licence"
     for other in ${rids//;/ }; do
         [ "$other" = "$rid" ] && continue
         library=$(torch_library "$other")
