@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Checks the pip-prune tool packages that build/pack.sh --tool put into a local feed, and the tool they install:
 #  * Pip.Cli (the pointer package) and Pip.Cli.<rid> for every platform of ToolPackageRuntimeIdentifiers are there,
-#    each at most 250 MB (nuget.org's limit), each platform's package with that platform's libtorch (and its licence)
+#    each at most 250 MB (the public NuGet gallery's limit), each platform's package with that platform's libtorch (and its licence)
 #    and no other's, and with the demo model;
 #  * the linux-x64 package's libLibTorchSharp.so no longer asks for GLIBCXX_3.4.32 (readelf, when it is installed);
 #  * dotnet tool install takes Pip.Cli from the feed into a temporary tool path (this machine's platform package),
@@ -27,7 +27,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-limit=$((250 * 1000 * 1000))   # nuget.org refuses packages above 250 MB
+limit=$((250 * 1000 * 1000))   # the public NuGet gallery refuses packages above 250 MB
 feed=$(cd "$feed" && pwd)
 version=$(dotnet msbuild src/Pip.Core/Pip.Core.csproj -getProperty:PipPackageVersion "${properties[@]}")
 rids=$(dotnet msbuild src/Pip.Cli/Pip.Cli.csproj -getProperty:ToolPackageRuntimeIdentifiers "${properties[@]}")
@@ -60,7 +60,7 @@ for id in Pip.Cli $(for rid in ${rids//;/ }; do echo "Pip.Cli.$rid"; done); do
     fi
     size=$(wc -c <"$package" | tr -d ' ')
     awk -v id="$id" -v size="$size" 'BEGIN { printf "%-22s %7.1f MB (%d bytes)\n", id, size / 1000000, size }'
-    [ "$size" -le "$limit" ] || fail "$id is $size bytes, above nuget.org's 250 MB"
+    [ "$size" -le "$limit" ] || fail "$id is $size bytes, above the public NuGet gallery's 250 MB"
 done
 
 # Each platform's package carries its own libtorch and no other platform's native libraries.
