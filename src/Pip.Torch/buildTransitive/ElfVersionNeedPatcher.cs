@@ -268,32 +268,52 @@ internal static class ElfVersionNeedPatcher
 }
 
 #if !PIP_LIBRARY
-/// <summary>MSBuild task: patches every libLibTorchSharp.so under a folder when the system libstdc++ needs it.</summary>
+/// <summary>
+/// MSBuild task: patches every libLibTorchSharp.so under a folder, when the system libstdc++ needs it or, with
+/// <see cref="Unconditional"/>, always (for copies that travel to other machines, such as a tool package).
+/// </summary>
 public sealed class PipPatchLibTorchSharp : Microsoft.Build.Utilities.Task
 {
     /// <summary>Folder to search (output or publish folder).</summary>
     [Microsoft.Build.Framework.Required]
     public string Directory { get; set; } = string.Empty;
 
+    /// <summary>
+    /// Patch whatever this machine's libstdc++ has, on any operating system, and fail when the patch is refused:
+    /// for copies that will run elsewhere (the linux-x64 tool package), where the packing machine says nothing
+    /// about the machine that runs them.
+    /// </summary>
+    public bool Unconditional { get; set; }
+
     /// <inheritdoc />
     public override bool Execute()
     {
-        if (!System.Runtime.InteropServices.RuntimeInformation.IsOSPlatform(System.Runtime.InteropServices.OSPlatform.Linux)) return true;
+        if (!Unconditional && !System.Runtime.InteropServices.RuntimeInformation.IsOSPlatform(System.Runtime.InteropServices.OSPlatform.Linux)) return true;
         if (!System.IO.Directory.Exists(Directory)) return true;
         string[] libraries = System.IO.Directory.GetFiles(Directory, "libLibTorchSharp.so", SearchOption.AllDirectories);
         if (libraries.Length == 0) return true;
 
-        string? libstdcxx = ElfVersionNeedPatcher.FindSystemLibStdCxx();
-        if (libstdcxx == null)
+        string reason;
+        if (Unconditional)
         {
-            Log.LogMessage(Microsoft.Build.Framework.MessageImportance.Low, "Pip: no system libstdc++.so.6 found; TorchSharp's native library left as it is.");
-            return true;
+            reason = "for every Linux system: the copy runs elsewhere";
         }
-
-        if (ElfVersionNeedPatcher.MentionsVersion(File.ReadAllBytes(libstdcxx), ElfVersionNeedPatcher.MissingVersion))
+        else
         {
-            Log.LogMessage(Microsoft.Build.Framework.MessageImportance.Low, "Pip: " + libstdcxx + " has " + ElfVersionNeedPatcher.MissingVersion + "; no patch needed.");
-            return true;
+            string? libstdcxx = ElfVersionNeedPatcher.FindSystemLibStdCxx();
+            if (libstdcxx == null)
+            {
+                Log.LogMessage(Microsoft.Build.Framework.MessageImportance.Low, "Pip: no system libstdc++.so.6 found; TorchSharp's native library left as it is.");
+                return true;
+            }
+
+            if (ElfVersionNeedPatcher.MentionsVersion(File.ReadAllBytes(libstdcxx), ElfVersionNeedPatcher.MissingVersion))
+            {
+                Log.LogMessage(Microsoft.Build.Framework.MessageImportance.Low, "Pip: " + libstdcxx + " has " + ElfVersionNeedPatcher.MissingVersion + "; no patch needed.");
+                return true;
+            }
+
+            reason = "system libstdc++ " + libstdcxx + " lacks " + ElfVersionNeedPatcher.MissingVersion;
         }
 
         foreach (string library in libraries)
@@ -303,7 +323,15 @@ public sealed class PipPatchLibTorchSharp : Microsoft.Build.Utilities.Task
             ElfPatchOutcome outcome = ElfVersionNeedPatcher.Patch(bytes, ElfVersionNeedPatcher.MissingVersion, ElfVersionNeedPatcher.ReplacementVersion, new[] { ElfVersionNeedPatcher.MarkerSymbol }, out detail);
             if (outcome == ElfPatchOutcome.Refused)
             {
-                Log.LogWarning("Pip: cannot make " + library + " load with " + libstdcxx + ": " + detail + ".");
+                if (Unconditional)
+                {
+                    Log.LogError("Pip: cannot make " + library + " load on systems without " + ElfVersionNeedPatcher.MissingVersion + ": " + detail + " (set PipPatchLibTorchSharp to false to ship it unpatched).");
+                }
+                else
+                {
+                    Log.LogWarning("Pip: cannot make " + library + " load with this system's libstdc++: " + detail + ".");
+                }
+
                 continue;
             }
 
@@ -314,7 +342,7 @@ public sealed class PipPatchLibTorchSharp : Microsoft.Build.Utilities.Task
             File.WriteAllBytes(temporary, bytes);
             File.Delete(library);
             File.Move(temporary, library);
-            Log.LogMessage(Microsoft.Build.Framework.MessageImportance.Normal, "Pip: " + library + ": " + detail + " (system libstdc++ lacks " + ElfVersionNeedPatcher.MissingVersion + ").");
+            Log.LogMessage(Microsoft.Build.Framework.MessageImportance.Normal, "Pip: " + library + ": " + detail + " (" + reason + ").");
         }
 
         return !Log.HasLoggedErrors;

@@ -118,6 +118,51 @@ public sealed class ElfVersionNeedPatcherTests
         }
     }
 
+    [Fact]
+    public void MsBuildPublish_PatchAlways_PatchesTheCopyWhateverTheSystemHas()
+    {
+        // What the linux-x64 package of pip-prune gets (PipPatchLibTorchSharpAlways in src/Pip.Cli/Pip.Cli.csproj): the
+        // patch after Publish, on any operating system and whether or not this machine's libstdc++ needs it.
+        string dir = Directory.CreateTempSubdirectory("pip-patch-always-").FullName;
+        try
+        {
+            string publish = Path.Combine(dir, "publish");
+            Directory.CreateDirectory(publish);
+            File.Copy(PackagedLibrary(), Path.Combine(publish, "libLibTorchSharp.so"));
+            string targets = Path.Combine(RepoRoot(), "src", "Pip.Torch", "buildTransitive", "Pip.Torch.targets");
+            File.WriteAllText(Path.Combine(dir, "probe.proj"), $"""
+                <Project>
+                  <PropertyGroup>
+                    <PipPatchLibTorchSharpAlways>true</PipPatchLibTorchSharpAlways>
+                    <PublishDir>{publish}{Path.DirectorySeparatorChar}</PublishDir>
+                  </PropertyGroup>
+                  <Import Project="{targets}" />
+                  <Target Name="Publish" />
+                </Project>
+                """);
+
+            var start = new ProcessStartInfo("dotnet", ["msbuild", "probe.proj", "-t:Publish", "-nologo", "-v:n", "-nr:false"])
+            {
+                WorkingDirectory = dir,
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+            };
+            using var process = Process.Start(start)!;
+            string log = process.StandardOutput.ReadToEnd() + process.StandardError.ReadToEnd();
+            process.WaitForExit();
+
+            process.ExitCode.Should().Be(0, log);
+            log.Should().Contain("for every Linux system", "the unconditional patch ran, not the one that asks this system");
+            ElfVersionNeedPatcher.Patch(File.ReadAllBytes(Path.Combine(publish, "libLibTorchSharp.so")), ElfVersionNeedPatcher.MissingVersion, ElfVersionNeedPatcher.ReplacementVersion, Marker, out _)
+                .Should().Be(ElfPatchOutcome.NotNeeded, log);
+            Directory.GetFiles(publish).Should().ContainSingle("no temporary file is left beside the library");
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
     private static string RepoRoot()
     {
         var dir = new DirectoryInfo(AppContext.BaseDirectory);
