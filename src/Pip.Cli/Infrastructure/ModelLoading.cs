@@ -73,6 +73,7 @@ internal static class ModelLoading
         var clock = Stopwatch.StartNew();
         var allowNonFinite = run.ParseResult.CommandResult.Command.Options.FirstOrDefault(o => o.Name == CommonOptions.AllowNonFiniteName) is Option<bool> allow
             && run.Get(allow);
+        logger.LogDebug("Loading {Folder}.", full);
         TorchCausalLM model;
         try
         {
