@@ -58,8 +58,9 @@ public static class CheckpointWriter
         var destination = Path.TrimEndingDirectorySeparator(Path.GetFullPath(destinationFolder));
         var parent = Path.GetDirectoryName(destination)
             ?? throw new ArgumentException($"Cannot write a checkpoint to the root folder '{destination}'.", nameof(destinationFolder));
-        var name = Path.GetFileName(destination);
 
+        // First, so that an old checkpoint put back from an interrupted write counts as an existing destination below.
+        ClearStaleTemporaryFolders(destination);
         if (File.Exists(destination))
             throw new IOException($"Cannot save the checkpoint to '{destination}': it is a file.");
         var destinationExists = Directory.Exists(destination);
@@ -71,8 +72,7 @@ public static class CheckpointWriter
         var extras = CheckExtraFiles(options.ExtraFiles);
 
         Directory.CreateDirectory(parent);
-        ClearStaleTemporaryFolders(destination);
-        var temp = Path.Combine(parent, $".{name}.pip-tmp-{Environment.ProcessId}-{Guid.NewGuid():N}");
+        var temp = TemporarySiblingPath(destination);
         Directory.CreateDirectory(temp);
         try
         {
@@ -89,7 +89,7 @@ public static class CheckpointWriter
                 writeExtra(temp, cancellationToken);
             }
             cancellationToken.ThrowIfCancellationRequested();
-            MoveIntoPlace(temp, destination, parent, name);
+            MoveIntoPlace(temp, destination);
         }
         catch
         {
@@ -123,7 +123,7 @@ public static class CheckpointWriter
         || fileName.Equals(SafeTensorsIndex.FileName, StringComparison.OrdinalIgnoreCase)
         || (fileName.StartsWith("model", StringComparison.OrdinalIgnoreCase) && fileName.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase));
 
-    private static void MoveIntoPlace(string temp, string destination, string parent, string name)
+    private static void MoveIntoPlace(string temp, string destination)
     {
         if (!Directory.Exists(destination))
         {
@@ -131,7 +131,7 @@ public static class CheckpointWriter
             return;
         }
 
-        var old = Path.Combine(parent, $".{name}.pip-old-{Environment.ProcessId}-{Guid.NewGuid():N}");
+        var old = TemporarySiblingPath(destination, old: true);
         Directory.Move(destination, old);
         try
         {
@@ -152,10 +152,12 @@ public static class CheckpointWriter
     /// process is no longer running. A stale old folder is moved back when the destination is missing (the write was
     /// killed between moving the old folder aside and moving the new one in), else deleted.
     /// </summary>
-    /// <param name="destination">The full path of the checkpoint folder about to be written.</param>
+    /// <param name="destination">The folder about to be written (any folder written the same way: build beside it, move into place).</param>
     /// <returns>The folders removed or restored.</returns>
-    internal static IReadOnlyList<string> ClearStaleTemporaryFolders(string destination)
+    public static IReadOnlyList<string> ClearStaleTemporaryFolders(string destination)
     {
+        ArgumentException.ThrowIfNullOrEmpty(destination);
+        destination = Path.TrimEndingDirectorySeparator(Path.GetFullPath(destination));
         var parent = Path.GetDirectoryName(destination);
         var name = Path.GetFileName(destination);
         var cleared = new List<string>();
@@ -186,6 +188,22 @@ public static class CheckpointWriter
                 cleared.Add(folder);
         }
         return cleared;
+    }
+
+    /// <summary>
+    /// A new path beside <paramref name="destination"/> for the folder being built (<c>.NAME.pip-tmp-PID-GUID</c>) or for
+    /// the old folder moved aside while the new one moves in (<c>.NAME.pip-old-PID-GUID</c>), named after this process so
+    /// that <see cref="ClearStaleTemporaryFolders"/> can tell when it is stale. Nothing is created.
+    /// </summary>
+    /// <param name="destination">The folder to write.</param>
+    /// <param name="old">Whether the path is for the moved-aside old folder.</param>
+    /// <returns>The full path.</returns>
+    public static string TemporarySiblingPath(string destination, bool old = false)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(destination);
+        var full = Path.TrimEndingDirectorySeparator(Path.GetFullPath(destination));
+        var parent = Path.GetDirectoryName(full) ?? throw new ArgumentException($"'{full}' has no parent folder.", nameof(destination));
+        return Path.Combine(parent, $".{Path.GetFileName(full)}.pip-{(old ? "old" : "tmp")}-{Environment.ProcessId}-{Guid.NewGuid():N}");
     }
 
     /// <summary>Whether a process with this id is running (this process counts as running: its own writes are live).</summary>

@@ -62,18 +62,27 @@ public sealed class CheckpointWriterStaleTempTests : IDisposable
     }
 
     [Fact]
-    public void Save_StaleOldFolderWhileDestinationIsMissing_IsPutBackThenReplaced()
+    public void Save_StaleOldFolderWhileDestinationIsMissing_IsPutBackAndNotOverwritten()
     {
         // A writer killed between moving the old checkpoint aside and moving the new one in: the old one is the user's data.
         var destination = _dir.File("out");
-        Leftover(destination, "old", DeadPid, "marker.txt");
+        var old = Leftover(destination, "old", DeadPid, "marker.txt");
 
-        var cleared = CheckpointWriter.ClearStaleTemporaryFolders(destination);
-
-        cleared.Should().HaveCount(1);
-        File.ReadAllText(System.IO.Path.Combine(destination, "marker.txt")).Should().Be("half-written");
         var act = () => CheckpointWriter.Save(destination, Config(), Weights());
+
         act.Should().Throw<IOException>().WithMessage("*exists and is not empty*");
+        Directory.Exists(old).Should().BeFalse();
+        File.ReadAllText(System.IO.Path.Combine(destination, "marker.txt")).Should().Be("half-written");
+    }
+
+    [Fact]
+    public void ClearStaleTemporaryFolders_ReportsWhatItRemoved()
+    {
+        var destination = _dir.File("out");
+        var stale = Leftover(destination, "tmp", DeadPid);
+        Leftover(destination, "tmp", Environment.ProcessId);
+
+        CheckpointWriter.ClearStaleTemporaryFolders(destination).Should().Equal(stale);
     }
 
     [Fact]
