@@ -20,8 +20,10 @@ namespace Pip.Tokenization;
 /// <para>
 /// The pipeline follows Hugging Face <c>tokenizers</c>: added tokens are cut out of the raw text first (leftmost
 /// longest); each remaining segment is normalized and pre-tokenized on its own; each word is merged by
-/// <see cref="BpeTokenizer"/> (with <c>ignore_merges</c> and <c>byte_fallback</c> handled here, as the library lacks
-/// them). Known differences: .NET regexes see characters outside the Basic Multilingual Plane as two surrogates, so a
+/// <see cref="BpeTokenizer"/> (with <c>ignore_merges</c> handled here, as the library lacks it). A word with a
+/// character outside the vocabulary is merged here, as Hugging Face's <c>BPE::merge_word</c> does: the character becomes
+/// its <c>&lt;0xNN&gt;</c> tokens with <c>byte_fallback</c>, else <c>unk_token</c> (fused with <c>fuse_unk</c>), else
+/// it is dropped and its neighbours may merge across it. Known differences: .NET regexes see characters outside the Basic Multilingual Plane as two surrogates, so a
 /// <c>\p{L}</c> in a split pattern does not match such a letter (it is split as a symbol); <c>Lowercase</c> uses
 /// .NET's invariant simple case mapping; transformers' <c>clean_up_tokenization_spaces</c> is not applied by
 /// <see cref="Decode(IEnumerable{int})"/>.
