@@ -24,6 +24,8 @@ TEXTS = [
     "😀😀 漢\n\n",
     "\ttrailing\t",
     "café\nthe end\n",
+    "\nhello\n\nworld\n",
+    "the brown fox.\nthe lazy dog!\n\tend\n",
 ]
 
 LETTERS = list("abcdehiklnortwxyCJKT")
@@ -123,6 +125,22 @@ def byte_level(unk):
     }
 
 
+def char_level():
+    """A llama2.c-style character vocabulary (printable ASCII and ▁, no merges), no unk, no byte_fallback."""
+    t = spm_prepend(unk=False, byte_fallback=False, fuse_unk=False)
+    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2, "▁": 3}
+    for c in range(33, 127):
+        vocab.setdefault(chr(c), len(vocab))
+    t["model"]["vocab"] = vocab
+    t["model"]["merges"] = []
+    return t
+
+
+def with_model(spec, **model):
+    spec["model"].update(model)
+    return spec
+
+
 CASES = {
     "spm-unk": spm_prepend(unk=True, byte_fallback=False, fuse_unk=True),
     "spm-unk-nofuse": spm_prepend(unk=True, byte_fallback=False, fuse_unk=False),
@@ -132,6 +150,14 @@ CASES = {
     "metaspace-neither": spm_metaspace(unk=False, byte_fallback=False),
     "bytelevel-unk": byte_level(unk=True),
     "bytelevel-neither": byte_level(unk=False),
+    "bytelevel-neither-ignore-merges": with_model(byte_level(unk=False), ignore_merges=True),
+    "spm-byte-fallback-no-bytes": with_model(spm_prepend(unk=False, byte_fallback=False, fuse_unk=False), byte_fallback=True),
+    "spm-byte-fallback-no-bytes-unk": with_model(spm_prepend(unk=True, byte_fallback=False, fuse_unk=True), byte_fallback=True),
+    "spm-neither-fuse": spm_prepend(unk=False, byte_fallback=False, fuse_unk=True),
+    "metaspace-always-nosplit-neither": {**spm_metaspace(unk=False, byte_fallback=False),
+        "pre_tokenizer": {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "always", "split": False},
+        "decoder": {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "always", "split": False}},
+    "char-level": char_level(),
 }
 
 expected = {"tokenizers_version": tokenizers.__version__, "texts": TEXTS, "cases": {}}
