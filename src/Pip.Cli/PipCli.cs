@@ -60,6 +60,15 @@ public static class PipCli
     {
         ArgumentNullException.ThrowIfNull(args);
         context ??= new CliContext();
+        // Listening from the start, so that a signal at any phase (parsing, loading, tokenizing, scoring, saving) ends the same way.
+        using var signals = new TerminationSignals(cancellationToken);
+        return await RunWithSignalsAsync(args, context, signals).ConfigureAwait(false);
+    }
+
+    /// <summary>Parses and runs a command line, cancelled by <paramref name="signals"/>.</summary>
+    internal static async Task<int> RunWithSignalsAsync(string[] args, CliContext context, TerminationSignals signals)
+    {
+        var cancellationToken = signals.Token;
         try
         {
             var root = BuildRootCommand(context);
@@ -78,13 +87,24 @@ public static class PipCli
                 return ExitCodes.BadInput;
             }
 
+            cancellationToken.ThrowIfCancellationRequested();
             var configuration = new InvocationConfiguration
             {
                 Output = context.Out,
                 Error = context.Error,
-                ProcessTerminationTimeout = context.CancellationGracePeriod,
+                // Signals are handled by TerminationSignals: System.CommandLine's handler crashes on a second signal.
+                ProcessTerminationTimeout = null,
             };
-            return await parseResult.InvokeAsync(configuration, cancellationToken).ConfigureAwait(false);
+            var invocation = parseResult.InvokeAsync(configuration, cancellationToken);
+            // A command that does not stop within the grace period after a signal (a step that cannot be interrupted) is
+            // abandoned with the same message and exit code; the process then ends.
+            using var abandon = new CancellationTokenSource();
+            var grace = WaitForGraceAsync(cancellationToken, context.CancellationGracePeriod, abandon.Token);
+            var first = await Task.WhenAny(invocation, grace).ConfigureAwait(false);
+            await abandon.CancelAsync().ConfigureAwait(false);
+            if (first == invocation) return await invocation.ConfigureAwait(false);
+            await context.Error.WriteLineAsync("pip-prune: cancelled.").ConfigureAwait(false);
+            return ExitCodes.Cancelled;
         }
         catch (Exception e)
         {
@@ -93,5 +113,18 @@ public static class PipCli
             await context.Error.WriteLineAsync($"pip-prune: {message}").ConfigureAwait(false);
             return code;
         }
+    }
+
+    /// <summary>Completes <paramref name="grace"/> after <paramref name="cancellation"/> is cancelled; never otherwise.</summary>
+    private static async Task WaitForGraceAsync(CancellationToken cancellation, TimeSpan grace, CancellationToken abandon)
+    {
+        try
+        {
+            await Task.Delay(Timeout.Infinite, cancellation).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellation.IsCancellationRequested)
+        {
+        }
+        await Task.Delay(grace, abandon).ConfigureAwait(false);
     }
 }

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using Pip.Checkpoints;
 using Pip.Tokenization;
 using Pip.Torch.Checkpoints;
@@ -82,26 +83,58 @@ public sealed partial class TorchCausalLM : IWidthPrunableModel, IDisposable
     /// </param>
     /// <param name="device">The device, or null for the CPU.</param>
     /// <returns>The loaded model.</returns>
-    /// <exception cref="CheckpointFormatException">A file of the folder is malformed; the message names it.</exception>
-    public static TorchCausalLM Load(string folder, ScalarType? dtype = null, Device? device = null)
+    /// <exception cref="CheckpointFormatException">A file of the folder is malformed, its config asks for sizes its
+    /// weights do not have, or a weight holds NaN or ±Inf values; the message names the file.</exception>
+    public static TorchCausalLM Load(string folder, ScalarType? dtype = null, Device? device = null) =>
+        Load(folder, new TorchLoadOptions { Dtype = dtype, Device = device });
+
+    /// <summary>Loads a Hugging Face model folder: <c>config.json</c>, safetensors weights, and <c>tokenizer.json</c> when present.</summary>
+    /// <param name="folder">The model folder.</param>
+    /// <param name="options">The type, device and checks of the load.</param>
+    /// <param name="cancellationToken">Cancels the load (checked between tensors); nothing stays allocated.</param>
+    /// <returns>The loaded model.</returns>
+    /// <remarks>
+    /// The sizes of <c>config.json</c> are checked against the safetensors headers before anything is allocated
+    /// (<see cref="ConfigWeightsCheck"/>); after the weights are read, every floating-point tensor is checked for NaN
+    /// and ±Inf (<see cref="Checkpoints.NonFiniteWeights"/>, see <see cref="TorchLoadOptions.AllowNonFiniteWeights"/>).
+    /// </remarks>
+    /// <exception cref="CheckpointFormatException">A file of the folder is malformed, its config asks for sizes its
+    /// weights do not have, or a weight holds NaN or ±Inf values and that is not allowed; the message names the file.</exception>
+    /// <exception cref="OperationCanceledException">The load was cancelled.</exception>
+    public static TorchCausalLM Load(string folder, TorchLoadOptions options, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(folder);
+        ArgumentNullException.ThrowIfNull(options);
         if (!Directory.Exists(folder)) throw new DirectoryNotFoundException($"Model folder '{folder}' does not exist.");
+        var device = options.Device;
         using var checkpoint = CheckpointFolder.Open(folder);
         var config = checkpoint.LoadModelConfig();
-        var type = TorchPrecision.Resolve(dtype, DtypeOf(config), device);
+        ConfigWeightsCheck.Check(checkpoint, config);
+        var type = TorchPrecision.Resolve(options.Dtype, DtypeOf(config), device);
         HfTokenizer? tokenizer = File.Exists(Path.Combine(folder, "tokenizer.json")) ? HfTokenizer.Load(folder) : null;
+        cancellationToken.ThrowIfCancellationRequested();
         ICausalLMModule module = config switch
         {
             OptConfig opt => new OptForCausalLM(opt, type, device),
             LlamaConfig llama => new LlamaForCausalLM(llama, type, device),
             _ => throw new NotSupportedException($"Model folder '{folder}': the architecture {config.Architecture} has no TorchSharp module."),
         };
+        IReadOnlyList<NonFiniteTensor> nonFinite;
         try
         {
-            var weights = TorchSafeTensors.Load(checkpoint, device, type);
+            // The include filter is asked once per tensor, before it is read: the load stops at the next tensor when cancelled.
+            var weights = TorchSafeTensors.Load(checkpoint, device, type, _ =>
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                return true;
+            });
             try
             {
+                nonFinite = NonFiniteWeights.Find(checkpoint, weights, cancellationToken);
+                if (nonFinite.Count > 0 && !options.AllowNonFiniteWeights)
+                    throw NonFiniteWeights.Error(nonFinite);
+                foreach (var tensor in nonFinite)
+                    options.Logger?.LogWarning("Loading non-finite weights as asked: {Tensor}.", tensor);
                 module.LoadWeights(weights);
             }
             finally
@@ -115,8 +148,14 @@ public sealed partial class TorchCausalLM : IWidthPrunableModel, IDisposable
             throw;
         }
 
-        return new TorchCausalLM(module, tokenizer, Path.GetFullPath(folder));
+        return new TorchCausalLM(module, tokenizer, Path.GetFullPath(folder)) { NonFiniteTensors = nonFinite };
     }
+
+    /// <summary>
+    /// The weight tensors that held NaN or ±Inf values when the model was loaded (only possible with
+    /// <see cref="TorchLoadOptions.AllowNonFiniteWeights"/>); empty otherwise.
+    /// </summary>
+    public IReadOnlyList<NonFiniteTensor> NonFiniteTensors { get; private init; } = [];
 
     /// <summary>The parameter type a config asks for (<c>torch_dtype</c>), float32 when absent.</summary>
     /// <param name="config">The configuration.</param>

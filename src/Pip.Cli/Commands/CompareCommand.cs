@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using Microsoft.Extensions.Logging;
+using Pip.Checkpoints;
 using Pip.Cli.Infrastructure;
 using Pip.Evaluation;
 using Pip.Torch.Evaluation;
@@ -175,7 +176,9 @@ internal static class CompareCommand
             ct.ThrowIfCancellationRequested();
             var parent = Path.GetDirectoryName(outFolder) ?? throw new CliInputException($"Output folder '{outFolder}' has no parent folder.");
             Directory.CreateDirectory(parent);
-            var staging = Path.Combine(parent, $".{Path.GetFileName(outFolder)}.{Guid.NewGuid():N}.tmp");
+            // Named as the checkpoint writer names its temporary folders, so that a run that was killed leaves nothing the next one keeps.
+            CheckpointWriter.ClearStaleTemporaryFolders(outFolder);
+            var staging = CheckpointWriter.TemporarySiblingPath(outFolder);
             List<string> files;
             try
             {
@@ -239,7 +242,7 @@ internal static class CompareCommand
             return;
         }
 
-        var old = Path.Combine(Path.GetDirectoryName(outFolder)!, $".{Path.GetFileName(outFolder)}.{Guid.NewGuid():N}.old");
+        var old = CheckpointWriter.TemporarySiblingPath(outFolder, old: true);
         Directory.Move(outFolder, old);
         try
         {

@@ -4,6 +4,7 @@ using Microsoft.Extensions.Logging;
 using Pip.Checkpoints;
 using Pip.Cli.Infrastructure;
 using Pip.Torch;
+using Pip.Torch.Checkpoints;
 using Pip.Torch.Models;
 using Pip.Tokenization;
 using static TorchSharp.torch;
@@ -59,13 +60,10 @@ internal static class CreateRandomCommand
             var config = ModelPresets.Get(presetName);
             var clock = Stopwatch.StartNew();
 
-            var staging = Path.Combine(Path.GetTempPath(), $"pip-prune-tokenizer-{Guid.NewGuid():N}");
-            try
             {
                 var tokenizer = BuildTokenizer(run.Get(corpus), run.Get(tokenizerVocab), config.VocabSize, run.Logger);
                 if (tokenizer.Tokens.Count > config.VocabSize)
                     throw new CliInputException($"The tokenizer has {tokenizer.Tokens.Count} tokens, more than the {config.VocabSize} of preset '{presetName}'; lower --tokenizer-vocab-size.");
-                HfTokenizerWriter.WriteByteLevelBpe(staging, tokenizer, BosToken, EosToken, addBosToken: true);
                 var bos = tokenizer.IdOf(BosToken);
                 int[] eos = [tokenizer.IdOf(EosToken)!.Value];
                 config = config switch
@@ -83,10 +81,16 @@ internal static class CreateRandomCommand
                     OptConfig opt => OptForCausalLM.CreateRandom(opt, run.Get(seed), type),
                     _ => LlamaForCausalLM.CreateRandom((LlamaConfig)config, run.Get(seed), type),
                 };
-                using var model = new TorchCausalLM(module, tokenizer: null, sourceFolder: staging);
+                using var model = new TorchCausalLM(module, tokenizer: null);
                 ct.ThrowIfCancellationRequested();
                 run.Logger.LogInformation("Writing {Folder}.", folder);
-                model.Save(folder, type, run.Get(overwrite), ct);
+                // The tokenizer files are written straight into the checkpoint's own temporary folder: no staging folder to leave behind.
+                TorchSafeTensors.Save(folder, model.ModelConfig.WithTorchDtype(CommonOptions.DtypeName(type)), model.Model.NamedWeights(),
+                    new CheckpointSaveOptions
+                    {
+                        Overwrite = run.Get(overwrite),
+                        WriteExtraFiles = (temp, _) => HfTokenizerWriter.WriteByteLevelBpe(temp, tokenizer, BosToken, EosToken, addBosToken: true),
+                    }, type, ct);
 
                 var result = new CreateRandomResult(folder, presetName, CommonOptions.DtypeName(type), run.Get(seed), model.ParameterCount,
                     config.NumHiddenLayers, config.VocabSize, tokenizer.Tokens.Count, tokenizer.Merges.Count, Math.Round(clock.Elapsed.TotalSeconds, 3));
@@ -107,10 +111,6 @@ internal static class CreateRandomCommand
                     ]);
                 }
                 return ExitCodes.Success;
-            }
-            finally
-            {
-                if (Directory.Exists(staging)) Directory.Delete(staging, recursive: true);
             }
         });
         return command;

@@ -27,7 +27,7 @@ internal static class EvalCommand
 
         var command = new Command("eval", "Measure the perplexity of a model on a text file.")
         {
-            model, text, window, stride, maxTokens, dtype, device, json,
+            model, text, window, stride, maxTokens, dtype, device, CommonOptions.AllowNonFinite(), json,
         };
         CommandRunner.SetBody(command, context, run =>
         {
@@ -39,7 +39,7 @@ internal static class EvalCommand
             var textFile = Path.GetFullPath(run.Require(text));
             var content = ModelLoading.ReadText(textFile, "Text file");
 
-            using var lm = ModelLoading.Load(ModelLoading.ModelFolderOrDefault(run.Get(model), context), run.Get(dtype), run.Require(device), run.Logger);
+            using var lm = ModelLoading.Load(run, ModelLoading.ModelFolderOrDefault(run.Get(model), context), run.Get(dtype), run.Require(device));
             var tokenizer = ModelLoading.RequireTokenizer(lm);
             var clock = Stopwatch.StartNew();
             IReadOnlyList<int> tokens = tokenizer.Encode(content);

@@ -20,11 +20,11 @@ internal static class GenerateCommand
 
         var command = new Command("generate", "Continue a prompt with greedy decoding and print the prompt and its continuation.")
         {
-            model, prompt, maxNew, dtype, device, json,
+            model, prompt, maxNew, dtype, device, CommonOptions.AllowNonFinite(), json,
         };
         CommandRunner.SetBody(command, context, run =>
         {
-            using var lm = ModelLoading.Load(ModelLoading.ModelFolderOrDefault(run.Get(model), context), run.Get(dtype), run.Require(device), run.Logger);
+            using var lm = ModelLoading.Load(run, ModelLoading.ModelFolderOrDefault(run.Get(model), context), run.Get(dtype), run.Require(device));
             var tokenizer = ModelLoading.RequireTokenizer(lm);
             var text = run.Require(prompt);
             var ids = tokenizer.Encode(text);

@@ -29,7 +29,7 @@ internal static partial class InspectCommand
         var device = CommonOptions.Device();
         var command = new Command("inspect", "Show a model folder's configuration, parameter counts (total, embeddings, layers, head) and weight memory; with --tpot, the time per output token.")
         {
-            model, json, tpot, newTokens, runs, warmup, prompt, dtype, device,
+            model, json, tpot, newTokens, runs, warmup, prompt, dtype, device, CommonOptions.AllowNonFinite(),
         };
         CommandRunner.SetBody(command, context, run =>
         {
@@ -37,7 +37,7 @@ internal static partial class InspectCommand
             var report = Inspect(folder);
             if (run.Get(tpot))
             {
-                using var lm = ModelLoading.Load(folder, run.Get(dtype), run.Require(device), run.Logger);
+                using var lm = ModelLoading.Load(run, folder, run.Get(dtype), run.Require(device));
                 var options = new DecodeBenchmarkOptions { NewTokens = run.Require(newTokens), MeasuredRuns = run.Require(runs), WarmupRuns = run.Require(warmup) };
                 var timing = ModelStatisticsMeter.MeasureDecoding(lm.Model, lm.Tokenize(run.Require(prompt)), options, cancellationToken: run.CancellationToken);
                 report = report with

@@ -162,7 +162,7 @@ internal static class PruneCommand
         {
             model, output, calibration, unit, mode, metric, strategy, ratio, layers, samples, maxTokens, norm, aggregation, sets, cvThreshold,
             noDiscriminator, perturber, rate, wordList, guardFirst, guardLast, units, allocation, groupReduction, layerStart, layerEnd, biasCompensation,
-            seed, dtype, saveDtype, device, report, overwrite, json,
+            seed, dtype, saveDtype, device, CommonOptions.AllowNonFinite(), report, overwrite, json,
         };
         CommandRunner.SetBody(command, context, async run =>
         {
@@ -320,7 +320,7 @@ internal static class PruneCommand
 
             // 3. Calibration samples and the model.
             var calibrationSet = CalibrationSet.Load(calibrationFile, calibrationOptions, ct);
-            using var lm = ModelLoading.Load(modelFolder, run.Get(dtype), run.Require(device), run.Logger);
+            using var lm = ModelLoading.Load(run, modelFolder, run.Get(dtype), run.Require(device));
             ModelLoading.RequireTokenizer(lm);
             if (target.Layers is { } wanted && wanted >= lm.LayerCount)
                 throw new CliInputException($"--layers {wanted}: the model in '{modelFolder}' has {lm.LayerCount} layers; at most {lm.LayerCount - 1} can be removed (one always stays).");
@@ -360,27 +360,13 @@ internal static class PruneCommand
             ct.ThrowIfCancellationRequested();
             clock.Restart();
             run.Logger.LogInformation("Writing {Folder} ({Dtype}).", outFolder, CommonOptions.DtypeName(storedType));
-            var staging = Path.Combine(Path.GetTempPath(), $"pip-prune-report-{Guid.NewGuid():N}");
-            try
-            {
-                var extras = lm.SourceFolder is null ? [] : TorchCausalLM.CompanionFiles.Select(f => Path.Combine(lm.SourceFolder, f)).Where(File.Exists).ToList();
-                if (reportInOut)
-                {
-                    Directory.CreateDirectory(staging);
-                    var staged = Path.Combine(staging, Path.GetFileName(reportFile));
-                    await PruningReportJson.WriteAsync(result, staged, ct).ConfigureAwait(false);
-                    extras.Add(staged);
-                }
-
-                var config = lm.ModelConfig.WithTorchDtype(CommonOptions.DtypeName(storedType));
-                TorchSafeTensors.Save(outFolder, config, lm.Model.NamedWeights(), new CheckpointSaveOptions { Overwrite = overwriting, ExtraFiles = extras }, storedType, ct);
-                // The model is in place: the report outside it is written whatever happens now (a small, atomic write).
-                if (!reportInOut) await PruningReportJson.WriteAsync(result, reportFile, CancellationToken.None).ConfigureAwait(false);
-            }
-            finally
-            {
-                if (Directory.Exists(staging)) Directory.Delete(staging, recursive: true);
-            }
+            var extras = lm.SourceFolder is null ? [] : TorchCausalLM.CompanionFiles.Select(f => Path.Combine(lm.SourceFolder, f)).Where(File.Exists).ToList();
+            var config = lm.ModelConfig.WithTorchDtype(CommonOptions.DtypeName(storedType));
+            // A report that goes into the model folder is written straight into the checkpoint's temporary folder (no staging folder).
+            Action<string, CancellationToken>? writeReport = reportInOut ? (temp, _) => PruningReportJson.Write(result, Path.Combine(temp, Path.GetFileName(reportFile))) : null;
+            TorchSafeTensors.Save(outFolder, config, lm.Model.NamedWeights(), new CheckpointSaveOptions { Overwrite = overwriting, ExtraFiles = extras, WriteExtraFiles = writeReport }, storedType, ct);
+            // The model is in place: the report outside it is written whatever happens now (a small, atomic write).
+            if (!reportInOut) await PruningReportJson.WriteAsync(result, reportFile, CancellationToken.None).ConfigureAwait(false);
 
             var summary = Summarize(result, modelFolder, outFolder, reportFile, calibrationFile, CommonOptions.DtypeName(storedType), pruningSeconds, clock.Elapsed.TotalSeconds, total.Elapsed.TotalSeconds);
             if (run.Get(json)) ResultWriter.WriteJson(run.Out, summary);

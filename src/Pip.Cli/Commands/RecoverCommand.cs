@@ -70,7 +70,7 @@ internal static class RecoverCommand
         var command = new Command("recover", "Recover a (pruned) model with LoRA on a text file: train low-rank adapters on the linear layers, merge them, save the model.")
         {
             model, output, text, valid, holdout, rank, alpha, dropout, targets, steps, learningRate, warmup, batchSize, seqLen, maxTokens, seed,
-            checkpoint, checkpointEvery, timeLimit, adaptersOut, dtype, saveDtype, device, overwrite, json,
+            checkpoint, checkpointEvery, timeLimit, adaptersOut, dtype, saveDtype, device, CommonOptions.AllowNonFinite(), overwrite, json,
         };
         CommandRunner.SetBody(command, context, async run =>
         {
@@ -131,7 +131,7 @@ internal static class RecoverCommand
             }
 
             // 3. The model and the tokens.
-            using var lm = ModelLoading.Load(modelFolder, run.Get(dtype), run.Require(device), run.Logger);
+            using var lm = ModelLoading.Load(run, modelFolder, run.Get(dtype), run.Require(device));
             var tokenizer = ModelLoading.RequireTokenizer(lm);
             var storedType = run.Get(saveDtype) ?? TorchCausalLM.DtypeOf(lm.Config);
             var sequenceLength = run.Require(seqLen);

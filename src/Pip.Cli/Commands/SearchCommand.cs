@@ -94,7 +94,7 @@ internal static class SearchCommand
         {
             model, output, calibration, valid, validTokens, window, ratio, mode, trials, searcher, seed, startup, samples, seqLens, calibrationSeeds,
             metrics, aggregations, allocations, perturbers, norms, layerStart, layerEnd, oneShot, loraSteps, loraLr, loraRank, recovery, cache,
-            dtype, saveDtype, device, overwrite, json,
+            dtype, saveDtype, device, CommonOptions.AllowNonFinite(), overwrite, json,
         };
         CommandRunner.SetBody(command, context, async run =>
         {
@@ -206,7 +206,7 @@ internal static class SearchCommand
                 throw new CliInputException("--valid: " + e.Message, e);
             }
 
-            using var lm = ModelLoading.Load(modelFolder, run.Get(dtype), run.Require(device), run.Logger);
+            using var lm = ModelLoading.Load(run, modelFolder, run.Get(dtype), run.Require(device));
             var tokenizer = ModelLoading.RequireTokenizer(lm);
             var storedType = run.Get(saveDtype) ?? TorchCausalLM.DtypeOf(lm.Config);
             var validationTokens = TorchAdaPrunerObjective.LoadValidationTokens(validFile, tokenizer, run.Require(validTokens));
@@ -248,28 +248,23 @@ internal static class SearchCommand
             run.Logger.LogInformation("Best: {Configuration}: perplexity {Perplexity:F3} (trial {Trial}); pruning the model with it.", best.Key, report.Best.Objective, report.Best.Number);
             using var pruned = await objective.PruneAsync(best, run.WithBars(new Progress<PruningProgress>(_ => { }), ProgressBars.Pruning), ct).ConfigureAwait(false);
             ct.ThrowIfCancellationRequested();
-            var staging = Path.Combine(Path.GetTempPath(), $"pip-prune-search-{Guid.NewGuid():N}");
-            try
+            var extras = lm.SourceFolder is null ? [] : TorchCausalLM.CompanionFiles.Select(f => Path.Combine(lm.SourceFolder, f)).Where(File.Exists).ToList();
+            var config = pruned.Model.Config with { TorchDtype = CommonOptions.DtypeName(storedType) };
+            run.Logger.LogInformation("Writing {Folder} ({Dtype}).", outFolder, CommonOptions.DtypeName(storedType));
+            // The reports and the chart are written straight into the checkpoint's temporary folder (no staging folder).
+            TorchSafeTensors.Save(outFolder, config, pruned.Model.Module.NamedWeights(), new CheckpointSaveOptions
             {
-                Directory.CreateDirectory(staging);
-                var reportPath = Path.Combine(staging, ReportName);
-                await report.WriteAsync(reportPath, ct).ConfigureAwait(false);
-                var chartPath = Path.Combine(staging, ChartName);
-                Charts.WriteBestSoFar([(report.Searcher == AdaPrunerSearcherKind.Tpe ? "TPE" : "Random search", report.BestSoFar, [.. report.Trials.Select(t => t.Objective ?? double.NaN)])],
-                    [("dense model", dense.Perplexity)], chartPath, $"AdaPruner search ({(width ? "width" : "depth")}, ratio {objectiveOptions.Ratio.ToString(CultureInfo.InvariantCulture)})",
-                    "Validation perplexity (lower is better)");
-                var pruningReportPath = Path.Combine(staging, PruningReportName);
-                await PruningReportJson.WriteAsync(pruned.Report, pruningReportPath, ct).ConfigureAwait(false);
-                var extras = lm.SourceFolder is null ? [] : TorchCausalLM.CompanionFiles.Select(f => Path.Combine(lm.SourceFolder, f)).Where(File.Exists).ToList();
-                extras.AddRange([reportPath, chartPath, pruningReportPath]);
-                var config = pruned.Model.Config with { TorchDtype = CommonOptions.DtypeName(storedType) };
-                run.Logger.LogInformation("Writing {Folder} ({Dtype}).", outFolder, CommonOptions.DtypeName(storedType));
-                TorchSafeTensors.Save(outFolder, config, pruned.Model.Module.NamedWeights(), new CheckpointSaveOptions { Overwrite = overwriting, ExtraFiles = extras }, storedType, ct);
-            }
-            finally
-            {
-                if (Directory.Exists(staging)) Directory.Delete(staging, recursive: true);
-            }
+                Overwrite = overwriting,
+                ExtraFiles = extras,
+                WriteExtraFiles = (temp, token) =>
+                {
+                    report.WriteAsync(Path.Combine(temp, ReportName), token).GetAwaiter().GetResult();
+                    Charts.WriteBestSoFar([(report.Searcher == AdaPrunerSearcherKind.Tpe ? "TPE" : "Random search", report.BestSoFar, [.. report.Trials.Select(t => t.Objective ?? double.NaN)])],
+                        [("dense model", dense.Perplexity)], Path.Combine(temp, ChartName), $"AdaPruner search ({(width ? "width" : "depth")}, ratio {objectiveOptions.Ratio.ToString(CultureInfo.InvariantCulture)})",
+                        "Validation perplexity (lower is better)");
+                    PruningReportJson.Write(pruned.Report, Path.Combine(temp, PruningReportName));
+                },
+            }, storedType, ct);
 
             var summary = new SearchResult(
                 Mode: width ? "width" : "depth",

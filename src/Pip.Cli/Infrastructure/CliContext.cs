@@ -33,7 +33,10 @@ public sealed class CliContext
     /// </summary>
     public string DefaultCalibrationFile { get; init; } = Path.Combine(AppContext.BaseDirectory, "data", "calibration", "brown-sample.txt");
 
-    /// <summary>How long a command may take to stop after Ctrl-C before the process gives up on it.</summary>
+    /// <summary>
+    /// How long a command may take to stop after Ctrl-C / SIGTERM (or the run's cancellation token) before <c>pip-prune</c>
+    /// gives up waiting for it and ends with the same "cancelled." message and <see cref="ExitCodes.Cancelled"/>.
+    /// </summary>
     public TimeSpan CancellationGracePeriod { get; init; } = TimeSpan.FromSeconds(30);
 
     /// <summary>

@@ -53,6 +53,16 @@ internal static partial class CommonOptions
             CustomParser = result => ParseDevice(result.Tokens.Single().Value, out var device, out var error) ? device : Fail<Device>(result, error),
         };
 
+    /// <summary>The name of <see cref="AllowNonFinite"/>, which <see cref="ModelLoading.Load"/> looks up on the running command.</summary>
+    public const string AllowNonFiniteName = "--allow-non-finite";
+
+    /// <summary><c>--allow-non-finite</c>: load a model whose weights hold NaN or ±Inf values (refused by default).</summary>
+    public static Option<bool> AllowNonFinite() =>
+        new(AllowNonFiniteName)
+        {
+            Description = "Load the model even if its weights hold NaN or ±Inf values (refused by default: every score computed from it would be NaN); each such tensor is logged as a warning.",
+        };
+
     /// <summary>Parses a dtype name (float32/fp32, bfloat16/bf16, float16/fp16/half).</summary>
     public static bool ParseDtype(string text, out ScalarType? type, out string error)
     {

@@ -132,6 +132,9 @@ internal sealed class FineTuningOptions
     /// <summary><c>--device</c>.</summary>
     public Option<Device> Device { get; } = CommonOptions.Device();
 
+    /// <summary><c>--allow-non-finite</c>.</summary>
+    public Option<bool> AllowNonFinite { get; } = CommonOptions.AllowNonFinite();
+
     /// <summary><c>--overwrite</c>.</summary>
     public Option<bool> Overwrite { get; } = CommonOptions.Overwrite();
 
@@ -142,7 +145,7 @@ internal sealed class FineTuningOptions
     public IEnumerable<Option> DataOptions => [Text, Valid, Holdout];
 
     /// <summary>The run options, in help order.</summary>
-    public IEnumerable<Option> RunOptions => [Steps, LearningRate, Warmup, BatchSize, SequenceLength, MaxTokens, Seed, Checkpoint, CheckpointEvery, TimeLimit, Dtype, SaveDtype, Device, Overwrite, Json];
+    public IEnumerable<Option> RunOptions => [Steps, LearningRate, Warmup, BatchSize, SequenceLength, MaxTokens, Seed, Checkpoint, CheckpointEvery, TimeLimit, Dtype, SaveDtype, Device, AllowNonFinite, Overwrite, Json];
 
     /// <summary>New options; <paramref name="defaultWarmup"/> null for a tenth of the steps (at most 100).</summary>
     public static FineTuningOptions Create(int? defaultWarmup = null) => new(defaultWarmup);
@@ -224,10 +227,10 @@ internal sealed class FineTuningOptions
     }
 
     /// <summary>Loads the model to train: in --dtype (default float32) on --device.</summary>
-    public TorchCausalLM LoadModel(CommandInvocation run, string folder) => ModelLoading.Load(folder, ComputeType(run), run.Require(Device), run.Logger);
+    public TorchCausalLM LoadModel(CommandInvocation run, string folder) => ModelLoading.Load(run, folder, ComputeType(run), run.Require(Device));
 
     /// <summary>Loads a teacher in the same type and on the same device as the model to train (see <see cref="LoadModel"/>).</summary>
-    public TorchCausalLM LoadTeacher(CommandInvocation run, string folder) => TeacherModels.Load(folder, ComputeType(run), run.Require(Device), run.Logger);
+    public TorchCausalLM LoadTeacher(CommandInvocation run, string folder) => TeacherModels.Load(run, folder, ComputeType(run), run.Require(Device));
 
     /// <summary>The type to store the trained weights in: --save-dtype, else the model's torch_dtype.</summary>
     public ScalarType StoredType(CommandInvocation run, TorchCausalLM lm) => run.Get(SaveDtype) ?? TorchCausalLM.DtypeOf(lm.Config);

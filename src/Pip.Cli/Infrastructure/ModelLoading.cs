@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Pip.Checkpoints;
@@ -60,18 +61,28 @@ internal static class ModelLoading
         return full;
     }
 
-    /// <summary>Loads a model folder (weights, config, tokenizer) in a dtype (null: the checkpoint's own) on a device.</summary>
+    /// <summary>
+    /// Loads a model folder (weights, config, tokenizer) in a dtype (null: the checkpoint's own) on a device, for the
+    /// running command: cancelled by its token, and with non-finite weights allowed (and logged as warnings) when the
+    /// command has <c>--allow-non-finite</c> and it is given.
+    /// </summary>
     /// <exception cref="CliInputException">The folder is missing or its weights do not fit its config.</exception>
-    /// <exception cref="CheckpointFormatException">A file of the folder is malformed (the message names it).</exception>
-    public static TorchCausalLM Load(string folder, ScalarType? dtype, Device device, ILogger logger)
+    /// <exception cref="CheckpointFormatException">A file of the folder is malformed, its config does not fit its
+    /// weights, or its weights hold NaN/±Inf values without <c>--allow-non-finite</c> (the message names the file).</exception>
+    /// <exception cref="OperationCanceledException">The run was cancelled.</exception>
+    public static TorchCausalLM Load(CommandInvocation run, string folder, ScalarType? dtype, Device device)
     {
+        var logger = run.Logger;
         var full = RequireModelFolder(folder);
         device = CommonOptions.CheckDevice(device);
         var clock = Stopwatch.StartNew();
+        var allowNonFinite = run.ParseResult.CommandResult.Command.Options.FirstOrDefault(o => o.Name == CommonOptions.AllowNonFiniteName) is Option<bool> allow
+            && run.Get(allow);
+        logger.LogDebug("Loading {Folder}.", full);
         TorchCausalLM model;
         try
         {
-            model = TorchCausalLM.Load(full, dtype, device);
+            model = TorchCausalLM.Load(full, new TorchLoadOptions { Dtype = dtype, Device = device, AllowNonFiniteWeights = allowNonFinite, Logger = logger }, run.CancellationToken);
         }
         catch (ArgumentException e) when (e is not ArgumentNullException)
         {

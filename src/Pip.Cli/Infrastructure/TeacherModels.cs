@@ -68,9 +68,9 @@ internal static class TeacherModels
     }
 
     /// <summary>Loads a teacher (weights and config) in <paramref name="dtype"/> on <paramref name="device"/>, frozen and in evaluation mode.</summary>
-    public static TorchCausalLM Load(string folder, ScalarType dtype, Device device, ILogger logger)
+    public static TorchCausalLM Load(CommandInvocation run, string folder, ScalarType dtype, Device device)
     {
-        var teacher = ModelLoading.Load(folder, dtype, device, logger);
+        var teacher = ModelLoading.Load(run, folder, dtype, device);
         DistillationLoss.Freeze(teacher.Module);
         return teacher;
     }

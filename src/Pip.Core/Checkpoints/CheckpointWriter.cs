@@ -11,6 +11,14 @@ public sealed record CheckpointSaveOptions
 
     /// <summary>Files copied into the checkpoint under their own names (tokenizer files, <c>generation_config.json</c>, ...).</summary>
     public IReadOnlyList<string> ExtraFiles { get; init; } = [];
+
+    /// <summary>
+    /// Writes more files straight into the folder being built (the temporary folder, before it is moved into place),
+    /// so that files made for the checkpoint (a tokenizer, a report) need no staging folder of their own; it gets the
+    /// folder and the save's cancellation token. Null for none. It must not write the checkpoint's own files
+    /// (<c>config.json</c>, <c>model*.safetensors</c>, the shard index) or the names of <see cref="ExtraFiles"/>.
+    /// </summary>
+    public Action<string, CancellationToken>? WriteExtraFiles { get; init; }
 }
 
 /// <summary>Writes a whole Hugging Face checkpoint folder, all or nothing.</summary>
@@ -20,6 +28,10 @@ public sealed record CheckpointSaveOptions
 /// <see cref="CheckpointSaveOptions.Overwrite"/> is set; it is then moved aside, the new folder moved in, and the old
 /// one deleted. An exception or a cancellation before that point leaves the destination untouched and removes the
 /// temporary folder.
+/// <para>The temporary folder is named <c>.NAME.pip-tmp-PID-GUID</c> (the moved-aside old folder <c>.NAME.pip-old-PID-GUID</c>)
+/// after the writing process. A write that was killed (kill -9, power loss) leaves it behind; the next write to the same
+/// destination removes such folders when their process is no longer running, and puts a moved-aside old folder back
+/// when the destination itself is missing (the kill came between the two moves).</para>
 /// </remarks>
 public static class CheckpointWriter
 {
@@ -46,8 +58,9 @@ public static class CheckpointWriter
         var destination = Path.TrimEndingDirectorySeparator(Path.GetFullPath(destinationFolder));
         var parent = Path.GetDirectoryName(destination)
             ?? throw new ArgumentException($"Cannot write a checkpoint to the root folder '{destination}'.", nameof(destinationFolder));
-        var name = Path.GetFileName(destination);
 
+        // First, so that an old checkpoint put back from an interrupted write counts as an existing destination below.
+        ClearStaleTemporaryFolders(destination);
         if (File.Exists(destination))
             throw new IOException($"Cannot save the checkpoint to '{destination}': it is a file.");
         var destinationExists = Directory.Exists(destination);
@@ -59,7 +72,7 @@ public static class CheckpointWriter
         var extras = CheckExtraFiles(options.ExtraFiles);
 
         Directory.CreateDirectory(parent);
-        var temp = Path.Combine(parent, $".{name}.pip-tmp-{Guid.NewGuid():N}");
+        var temp = TemporarySiblingPath(destination);
         Directory.CreateDirectory(temp);
         try
         {
@@ -70,8 +83,13 @@ public static class CheckpointWriter
                 cancellationToken.ThrowIfCancellationRequested();
                 File.Copy(extra, Path.Combine(temp, Path.GetFileName(extra)));
             }
+            if (options.WriteExtraFiles is { } writeExtra)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                writeExtra(temp, cancellationToken);
+            }
             cancellationToken.ThrowIfCancellationRequested();
-            MoveIntoPlace(temp, destination, parent, name);
+            MoveIntoPlace(temp, destination);
         }
         catch
         {
@@ -105,7 +123,7 @@ public static class CheckpointWriter
         || fileName.Equals(SafeTensorsIndex.FileName, StringComparison.OrdinalIgnoreCase)
         || (fileName.StartsWith("model", StringComparison.OrdinalIgnoreCase) && fileName.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase));
 
-    private static void MoveIntoPlace(string temp, string destination, string parent, string name)
+    private static void MoveIntoPlace(string temp, string destination)
     {
         if (!Directory.Exists(destination))
         {
@@ -113,7 +131,7 @@ public static class CheckpointWriter
             return;
         }
 
-        var old = Path.Combine(parent, $".{name}.pip-old-{Guid.NewGuid():N}");
+        var old = TemporarySiblingPath(destination, old: true);
         Directory.Move(destination, old);
         try
         {
@@ -126,6 +144,86 @@ public static class CheckpointWriter
         }
         // The new checkpoint is in place; a leftover old copy (files still open elsewhere, on Windows) is not an error.
         TryDeleteFolder(old);
+    }
+
+    /// <summary>
+    /// Removes the temporary folders that earlier, interrupted writes to <paramref name="destination"/> left beside it:
+    /// only folders named as this writer names them (<c>.NAME.pip-tmp-PID-GUID</c>, <c>.NAME.pip-old-PID-GUID</c>) whose
+    /// process is no longer running. A stale old folder is moved back when the destination is missing (the write was
+    /// killed between moving the old folder aside and moving the new one in), else deleted.
+    /// </summary>
+    /// <param name="destination">The folder about to be written (any folder written the same way: build beside it, move into place).</param>
+    /// <returns>The folders removed or restored.</returns>
+    public static IReadOnlyList<string> ClearStaleTemporaryFolders(string destination)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(destination);
+        destination = Path.TrimEndingDirectorySeparator(Path.GetFullPath(destination));
+        var parent = Path.GetDirectoryName(destination);
+        var name = Path.GetFileName(destination);
+        var cleared = new List<string>();
+        if (parent is null || !Directory.Exists(parent))
+            return cleared;
+        var pattern = new System.Text.RegularExpressions.Regex(
+            $@"^\.{System.Text.RegularExpressions.Regex.Escape(name)}\.pip-(tmp|old)-(\d+)-[0-9a-f]{{32}}$", System.Text.RegularExpressions.RegexOptions.CultureInvariant);
+        // Old folders first, so that a missing destination is restored before anything else is considered.
+        foreach (var folder in Directory.EnumerateDirectories(parent, $".{name}.pip-*").OrderByDescending(f => f.Contains(".pip-old-", StringComparison.Ordinal)).ToList())
+        {
+            var match = pattern.Match(Path.GetFileName(folder));
+            if (!match.Success || !int.TryParse(match.Groups[2].ValueSpan, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var pid) || IsRunning(pid))
+                continue;
+            if (match.Groups[1].Value == "old" && !Directory.Exists(destination) && !File.Exists(destination))
+            {
+                try
+                {
+                    Directory.Move(folder, destination);
+                    cleared.Add(folder);
+                }
+                catch (IOException)
+                {
+                }
+                continue;
+            }
+            TryDeleteFolder(folder);
+            if (!Directory.Exists(folder))
+                cleared.Add(folder);
+        }
+        return cleared;
+    }
+
+    /// <summary>
+    /// A new path beside <paramref name="destination"/> for the folder being built (<c>.NAME.pip-tmp-PID-GUID</c>) or for
+    /// the old folder moved aside while the new one moves in (<c>.NAME.pip-old-PID-GUID</c>), named after this process so
+    /// that <see cref="ClearStaleTemporaryFolders"/> can tell when it is stale. Nothing is created.
+    /// </summary>
+    /// <param name="destination">The folder to write.</param>
+    /// <param name="old">Whether the path is for the moved-aside old folder.</param>
+    /// <returns>The full path.</returns>
+    public static string TemporarySiblingPath(string destination, bool old = false)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(destination);
+        var full = Path.TrimEndingDirectorySeparator(Path.GetFullPath(destination));
+        var parent = Path.GetDirectoryName(full) ?? throw new ArgumentException($"'{full}' has no parent folder.", nameof(destination));
+        return Path.Combine(parent, $".{Path.GetFileName(full)}.pip-{(old ? "old" : "tmp")}-{Environment.ProcessId}-{Guid.NewGuid():N}");
+    }
+
+    /// <summary>Whether a process with this id is running (this process counts as running: its own writes are live).</summary>
+    private static bool IsRunning(int pid)
+    {
+        if (pid == Environment.ProcessId)
+            return true;
+        try
+        {
+            using var process = System.Diagnostics.Process.GetProcessById(pid);
+            return !process.HasExited;
+        }
+        catch (ArgumentException)
+        {
+            return false;
+        }
+        catch (InvalidOperationException)
+        {
+            return false;
+        }
     }
 
     private static void TryDeleteFolder(string path)

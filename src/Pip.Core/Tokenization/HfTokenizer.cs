@@ -20,8 +20,10 @@ namespace Pip.Tokenization;
 /// <para>
 /// The pipeline follows Hugging Face <c>tokenizers</c>: added tokens are cut out of the raw text first (leftmost
 /// longest); each remaining segment is normalized and pre-tokenized on its own; each word is merged by
-/// <see cref="BpeTokenizer"/> (with <c>ignore_merges</c> and <c>byte_fallback</c> handled here, as the library lacks
-/// them). Known differences: .NET regexes see characters outside the Basic Multilingual Plane as two surrogates, so a
+/// <see cref="BpeTokenizer"/> (with <c>ignore_merges</c> handled here, as the library lacks it). A word with a
+/// character outside the vocabulary is merged here, as Hugging Face's <c>BPE::merge_word</c> does: the character becomes
+/// its <c>&lt;0xNN&gt;</c> tokens with <c>byte_fallback</c>, else <c>unk_token</c> (fused with <c>fuse_unk</c>), else
+/// it is dropped and its neighbours may merge across it. Known differences: .NET regexes see characters outside the Basic Multilingual Plane as two surrogates, so a
 /// <c>\p{L}</c> in a split pattern does not match such a letter (it is split as a symbol); <c>Lowercase</c> uses
 /// .NET's invariant simple case mapping; transformers' <c>clean_up_tokenization_spaces</c> is not applied by
 /// <see cref="Decode(IEnumerable{int})"/>.
@@ -46,6 +48,9 @@ public sealed class HfTokenizer
     private readonly int? _unkId;
     private readonly bool _fuseUnk;
     private readonly int[]? _byteTokenIds;
+    private readonly string? _prefix;
+    private readonly string? _suffix;
+    private readonly Dictionary<(int Left, int Right), (int Rank, int Merged)> _mergeRanks;
 
     private HfTokenizer(Parts p)
     {
@@ -65,6 +70,9 @@ public sealed class HfTokenizer
         _unkId = p.UnkId;
         _fuseUnk = p.FuseUnk;
         _byteTokenIds = p.ByteTokenIds;
+        _prefix = p.Prefix;
+        _suffix = p.Suffix;
+        _mergeRanks = p.MergeRanks;
         VocabSize = p.VocabSize;
         BosTokenId = p.BosTokenId;
         EosTokenId = p.EosTokenId;
@@ -218,54 +226,118 @@ public sealed class HfTokenizer
             }
         }
 
-        if (!_byteFallback || _preTokenizer.ByteLevel)
+        string symbols = _preTokenizer.ByteLevel ? ByteLevelAlphabet.Encode(word) : word;
+        if (!HasOutOfVocabulary(symbols))
         {
             ids.AddRange(_bpe.EncodeToIds(word, considerPreTokenization: false, considerNormalization: false));
             return;
         }
 
-        // byte_fallback: a character outside the vocabulary can take part in no merge, so it splits the word; the
-        // runs between such characters are merged by the library and the character becomes <0xNN> tokens.
-        int runStart = 0;
-        bool lastWasUnk = false;
+        EncodeWithOutOfVocabulary(symbols, ids);
+    }
+
+    /// <summary>
+    /// Whether a character of the (byte-level mapped) word has no vocabulary entry in the form Hugging Face looks it up
+    /// in: with the <c>continuing_subword_prefix</c> after the first character, with the <c>end_of_word_suffix</c> on the last.
+    /// </summary>
+    private bool HasOutOfVocabulary(string word)
+    {
         for (int i = 0; i < word.Length;)
         {
-            int length = char.IsHighSurrogate(word[i]) && i + 1 < word.Length && char.IsLowSurrogate(word[i + 1]) ? 2 : 1;
-            if (_vocabSpan.ContainsKey(word.AsSpan(i, length)))
+            int length = CharLength(word, i);
+            if (LookUpCharacter(word, i, length) is null)
             {
+                return true;
+            }
+
+            i += length;
+        }
+
+        return false;
+    }
+
+    /// <summary>
+    /// Encodes a word with characters outside the vocabulary as Hugging Face <c>tokenizers</c>' BPE does
+    /// (<c>BPE::merge_word</c>): each such character becomes its <c>&lt;0xNN&gt;</c> byte tokens with
+    /// <c>byte_fallback</c> (when all exist), else the <c>unk_token</c> (consecutive ones fused into one with
+    /// <c>fuse_unk</c>), else it is DROPPED — and its neighbours become adjacent, so a merge may join them. Then the
+    /// merges are applied by rank, leftmost first among equal ranks.
+    /// </summary>
+    private void EncodeWithOutOfVocabulary(string word, List<int> ids)
+    {
+        var symbols = new List<int>(word.Length);
+        bool pendingUnk = false;
+        for (int i = 0; i < word.Length;)
+        {
+            int length = CharLength(word, i);
+            if (LookUpCharacter(word, i, length) is int id)
+            {
+                pendingUnk = false;
+                symbols.Add(id);
                 i += length;
                 continue;
             }
 
-            if (i > runStart)
+            // byte_fallback reads the character's own bytes (a byte-level word has no byte tokens: its characters are bytes).
+            if (_byteFallback && !_preTokenizer.ByteLevel && AppendByteTokens(word.AsSpan(i, length), symbols))
             {
-                ids.AddRange(_bpe.EncodeToIds(word.AsSpan(runStart, i - runStart), considerPreTokenization: false, considerNormalization: false));
-                lastWasUnk = false;
+                pendingUnk = false;
             }
-
-            if (!AppendByteTokens(word.AsSpan(i, length), ids) && _unkId is int unk)
+            else if (_unkId is int unk)
             {
-                if (!(lastWasUnk && _fuseUnk))
+                if (!(pendingUnk && _fuseUnk))
                 {
-                    ids.Add(unk);
+                    symbols.Add(unk);
                 }
 
-                lastWasUnk = true;
-            }
-            else
-            {
-                lastWasUnk = false;
+                pendingUnk = true;
             }
 
             i += length;
-            runStart = i;
         }
 
-        if (runStart < word.Length)
+        // Merge by rank (the lowest rank first; the leftmost pair among equal ranks), as Word::merge_all does.
+        while (symbols.Count > 1)
         {
-            ids.AddRange(_bpe.EncodeToIds(word.AsSpan(runStart), considerPreTokenization: false, considerNormalization: false));
+            int best = -1;
+            (int Rank, int Merged) bestMerge = (int.MaxValue, -1);
+            for (int k = 0; k + 1 < symbols.Count; k++)
+            {
+                if (_mergeRanks.TryGetValue((symbols[k], symbols[k + 1]), out var merge) && merge.Rank < bestMerge.Rank)
+                {
+                    best = k;
+                    bestMerge = merge;
+                }
+            }
+
+            if (best < 0)
+            {
+                break;
+            }
+
+            symbols[best] = bestMerge.Merged;
+            symbols.RemoveAt(best + 1);
         }
+
+        ids.AddRange(symbols);
     }
+
+    /// <summary>The vocabulary id of the character at <paramref name="start"/>, looked up as Hugging Face does, or null.</summary>
+    private int? LookUpCharacter(string word, int start, int length)
+    {
+        bool first = start == 0;
+        bool last = start + length == word.Length;
+        if ((first || _prefix is null) && (!last || _suffix is null))
+        {
+            return _vocabSpan.TryGetValue(word.AsSpan(start, length), out int plain) ? plain : null;
+        }
+
+        string key = (first ? "" : _prefix) + word.Substring(start, length) + (last ? _suffix : "");
+        return _vocab.TryGetValue(key, out int id) ? id : null;
+    }
+
+    private static int CharLength(string word, int i) =>
+        char.IsHighSurrogate(word[i]) && i + 1 < word.Length && char.IsLowSurrogate(word[i + 1]) ? 2 : 1;
 
     private bool AppendByteTokens(ReadOnlySpan<char> character, List<int> ids)
     {
@@ -317,6 +389,9 @@ public sealed class HfTokenizer
         public required int? UnkId { get; init; }
         public required bool FuseUnk { get; init; }
         public required int[]? ByteTokenIds { get; init; }
+        public required string? Prefix { get; init; }
+        public required string? Suffix { get; init; }
+        public required Dictionary<(int Left, int Right), (int Rank, int Merged)> MergeRanks { get; init; }
         public required int VocabSize { get; init; }
         public required int? BosTokenId { get; init; }
         public required int? EosTokenId { get; init; }
@@ -485,12 +560,40 @@ public sealed class HfTokenizer
                 UnkId = unkId,
                 FuseUnk = HfJson.OptBool(model, "fuse_unk", false),
                 ByteTokenIds = byteTokenIds,
+                Prefix = prefix,
+                Suffix = suffix,
+                MergeRanks = MergeRanksOf(vocab, merges, prefix, file),
                 VocabSize = vocabSize,
                 BosTokenId = bos,
                 EosTokenId = eos,
                 EosTokenIds = eosIds,
                 AddBosByDefault = addBos,
             };
+        }
+
+        /// <summary>
+        /// (left id, right id) → (rank, id of the merged token), as Hugging Face builds it: the merged token is left +
+        /// right without the right's <c>continuing_subword_prefix</c>; the first of repeated merges keeps its rank.
+        /// </summary>
+        private static Dictionary<(int Left, int Right), (int Rank, int Merged)> MergeRanksOf(Dictionary<string, int> vocab, List<string> merges, string? prefix, string file)
+        {
+            var ranks = new Dictionary<(int Left, int Right), (int Rank, int Merged)>(merges.Count);
+            for (int rank = 0; rank < merges.Count; rank++)
+            {
+                string merge = merges[rank];
+                int space = merge.IndexOf(' ', StringComparison.Ordinal);
+                string left = merge[..space];
+                string right = merge[(space + 1)..];
+                string merged = left + (prefix is not null && right.StartsWith(prefix, StringComparison.Ordinal) ? right[prefix.Length..] : right);
+                if (!vocab.TryGetValue(left, out int l) || !vocab.TryGetValue(right, out int r) || !vocab.TryGetValue(merged, out int m))
+                {
+                    throw HfJson.Error(file, $"model merge '{merge}' uses or makes a token that is not in the vocabulary.");
+                }
+
+                ranks.TryAdd((l, r), (rank, m));
+            }
+
+            return ranks;
         }
 
         private static JsonElement Get(JsonElement obj, string name) => obj.TryGetProperty(name, out JsonElement v) ? v : default;

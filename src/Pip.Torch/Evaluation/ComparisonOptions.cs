@@ -96,7 +96,7 @@ public sealed class ComparisonOptions
     /// <summary>The longest zero-shot input, or null for the model's <c>max_position_embeddings</c>.</summary>
     public int? ZeroShotMaxLength { get; set; }
 
-    /// <summary>The type to compute in, or null for <see cref="TorchCausalLM.Load"/>'s automatic choice.</summary>
+    /// <summary>The type to compute in, or null for <see cref="TorchCausalLM.Load(string, TorchSharp.torch.ScalarType?, TorchSharp.torch.Device?)"/>'s automatic choice.</summary>
     public ScalarType? Dtype { get; set; }
 
     /// <summary>The device, or null for the CPU.</summary>

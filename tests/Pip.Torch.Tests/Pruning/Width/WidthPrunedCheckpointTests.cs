@@ -90,6 +90,8 @@ public sealed class WidthPrunedCheckpointTests : IDisposable
 
         var act = () => TorchCausalLM.Load(folder, ScalarType.Float32);
 
-        act.Should().Throw<ArgumentException>().WithMessage("*model.layers.1.mlp.down_proj.weight: checkpoint [32, 46], model [32, 47]*");
+        // Refused before the model is built: config.json's per-layer size is checked against the tensor headers.
+        act.Should().Throw<Pip.Checkpoints.CheckpointFormatException>()
+            .WithMessage("*config.json*'per_layer_config.1.intermediate_size': is 47, but the weights say 46: 'model.layers.1.mlp.gate_proj.weight' has 46 rows*");
     }
 }
