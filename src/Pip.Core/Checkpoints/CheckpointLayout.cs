@@ -36,7 +36,9 @@ public enum CheckpointLayout
 /// heads per key/value head, though, since one <c>num_attention_heads</c> and one <c>num_key_value_heads</c> apply to
 /// all. Width pruning removes whole key/value groups, which keeps that ratio, so only a source checkpoint whose
 /// layers already differed in it has no compatible form. The compatible shape has the largest number of key/value
-/// groups and the largest MLP width of any layer.</para>
+/// groups and the largest MLP width of any layer; for the Llama family, whose configuration class in transformers
+/// (5.12) refuses a <c>num_attention_heads</c> that does not divide <c>hidden_size</c> even when <c>head_dim</c> is
+/// given, the key/value groups are then raised to the next count whose query heads divide <c>hidden_size</c>.</para>
 /// <para>transformers' OPT derives the head width as <c>hidden_size / num_attention_heads</c> and reads neither
 /// <c>head_dim</c> nor <c>per_layer_config</c>, so its compatible shape has all <c>hidden_size / head_dim</c> heads
 /// (removed heads come back as zeros: attention saves nothing) and the largest <c>ffn_dim</c> of any layer.</para>
@@ -82,9 +84,11 @@ public static class CheckpointLayouts
         {
             case LlamaConfig llama:
                 var ratios = Enumerable.Range(0, llama.NumHiddenLayers).Select(l => llama.ShapeOf(l)).Select(s => s.NumAttentionHeads / s.NumKeyValueHeads).Distinct().Order().ToArray();
-                return ratios.Length <= 1
-                    ? null
-                    : $"its layers share their key/value heads among different numbers of query heads ({string.Join(", ", ratios)}), and one num_attention_heads / num_key_value_heads pair applies to every layer";
+                if (ratios.Length > 1)
+                    return $"its layers share their key/value heads among different numbers of query heads ({string.Join(", ", ratios)}), and one num_attention_heads / num_key_value_heads pair applies to every layer";
+                return llama.Family == DecoderFamily.Llama && llama.HiddenSize % ratios[0] != 0
+                    ? $"no multiple of its {ratios[0]} query heads per key/value head divides hidden_size ({llama.HiddenSize}), which transformers' LlamaConfig requires of num_attention_heads"
+                    : null;
             case OptConfig opt:
                 return opt.HiddenSize % opt.HeadDim == 0
                     ? null
@@ -130,6 +134,8 @@ public static class CheckpointLayouts
                 var shapes = Enumerable.Range(0, llama.NumHiddenLayers).Select(llama.ShapeOf).ToArray();
                 int kv = shapes.Max(s => s.NumKeyValueHeads);
                 int group = shapes[0].NumAttentionHeads / shapes[0].NumKeyValueHeads;
+                while (llama.Family == DecoderFamily.Llama && llama.HiddenSize % (group * kv) != 0)
+                    kv++;
                 var target = new LayerShape(group * kv, kv, shapes.Max(s => s.IntermediateSize));
                 return shapes.All(s => s == target) && !llama.IsHeterogeneous ? llama : llama.WithLayerShapes(Enumerable.Repeat(target, shapes.Length).ToArray());
             }

@@ -54,14 +54,14 @@ public sealed class LaidOutCheckpointTests : IDisposable
         var json = ReadConfig(compatible);
         json.ContainsKey("per_layer_config").Should().BeFalse();
         ((int)json["num_attention_heads"]!, (int)json["num_key_value_heads"]!, (int)json["intermediate_size"]!, (int)json["head_dim"]!)
-            .Should().Be((6, 3, 48, 8), "every layer has the largest kept size, and head_dim is written");
+            .Should().Be((8, 4, 48, 8), "every layer has the largest kept width, 3 groups (6 heads) raised to 4 so that the heads divide hidden_size 32 as LlamaConfig requires, and head_dim is written");
         ((bool)json["attention_bias"]!, (bool)json["mlp_bias"]!).Should().Be((true, true));
 
         using var a = TorchCausalLM.Load(perLayer, ScalarType.Float32);
         using var b = TorchCausalLM.Load(compatible, ScalarType.Float32);
         b.Config.LayerShapes.Should().BeNull();
-        b.Module.Layers.Select(l => l.Shape).Should().AllBeEquivalentTo(new LayerShape(6, 3, 48));
-        b.Module.Layers[2].SelfAttn.QProj.bias!.shape.Should().Equal([48]);
+        b.Module.Layers.Select(l => l.Shape).Should().AllBeEquivalentTo(new LayerShape(8, 4, 48));
+        b.Module.Layers[2].SelfAttn.QProj.bias!.shape.Should().Equal([64]);
         a.ParameterCount.Should().Be(lm.ParameterCount).And.Be(savedPerLayer.ParameterCount);
         b.ParameterCount.Should().Be(savedCompatible.ParameterCount);
         savedPerLayer.PaddingParameterCount.Should().Be(0);
@@ -81,9 +81,9 @@ public sealed class LaidOutCheckpointTests : IDisposable
         laidOut.Layout.Should().Be(CheckpointLayout.Compatible);
         var w = laidOut.Weights;
         using var scope = NewDisposeScope();
-        // Layer 2 kept one of three groups (G = 2, d = 8): q rows 16 …, k/v rows 8 …, o columns 16 … are zero.
+        // Layer 2 kept one of three groups (G = 2, d = 8) and is padded to four: q rows 16 …, k/v rows 8 …, o columns 16 … are zero.
         var q = w["model.layers.2.self_attn.q_proj.weight"];
-        q.shape.Should().Equal([48, 32]);
+        q.shape.Should().Equal([64, 32]);
         TinyModels.Same(q[..16], lm.Module.Layers[2].SelfAttn.QProj.weight!).Should().BeTrue();
         q[16..].abs().max().item<float>().Should().Be(0);
         w["model.layers.2.self_attn.k_proj.bias"][8..].abs().max().item<float>().Should().Be(0);
