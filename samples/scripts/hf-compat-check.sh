@@ -39,6 +39,10 @@ for layout in per-layer compatible; do
 done
 pip prune --model "$demo" --out "$work/width-uniform-all" --mode width --ratio 0.2 --samples 4 --layer-start 0 --layer-end 12 --json
 add "width, uniform over all 12 layers (auto: no padding needed)" width-uniform-all "prune --mode width --ratio 0.2 --layer-start 0 --layer-end 12"
+for layout in per-layer auto; do
+  pip prune --model "$demo" --out "$work/width-heads-all-$layout" --mode width --units heads --ratio 0.05 --samples 4 --layer-start 0 --layer-end 12 --layout $layout --json
+  add "width, 1 of 4 key/value groups removed in all 12 layers, $layout" "width-heads-all-$layout" "prune --mode width --units heads --ratio 0.05 --layer-start 0 --layer-end 12 --layout $layout"
+done
 pip recover --model "$work/depth" --out "$work/recover" --text "$corpus" --steps 4 --batch-size 2 --seq-len 64 --json
 add "LoRA-merged (recover of the depth-pruned model)" recover "recover --steps 4"
 pip recover --model "$work/width-adaptive-compatible" --out "$work/recover-width" --text "$corpus" --steps 4 --batch-size 2 --seq-len 64 --json
@@ -82,7 +86,7 @@ EOF
     diff=$(python3 -c "print('%.1e' % abs($pipNll - $hfNll))")
     table+="| $name | $shape | yes | $pipNll | $hfNll | $diff |\n"
   else
-    reason=$(grep -E 'Error|error' "$work/hf.err" | tail -1 | cut -c1-140 | sed 's/|/\\|/g')
+    reason=$(grep -E 'Error|error' "$work/hf.err" | tail -1 | sed -E 's/^ +//' | cut -c1-110 | sed 's/|/\\|/g')
     table+="| $name | $shape | **no**: ${reason:-see $work/hf.err} | $pipNll | — | — |\n"
     failures=$((failures + 1))
   fi

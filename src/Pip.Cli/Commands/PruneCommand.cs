@@ -153,14 +153,7 @@ internal static class PruneCommand
         var seed = new Option<int>("--seed") { Description = "The seed of the sample choice, the perturbations and random metrics.", DefaultValueFactory = _ => PipelineConstants.DefaultSeed };
         var dtype = CommonOptions.Dtype("The type to compute in (default: the checkpoint's torch_dtype where this device computes it fast, else float32).");
         var saveDtype = CommonOptions.Dtype("The type to store the pruned weights in (default: the checkpoint's torch_dtype).", "--save-dtype");
-        var layout = new Option<string>("--layout")
-        {
-            Description = "How layers of different widths are written: compatible (one shape for all layers, smaller ones padded with exact zeros: loads in released transformers), "
-                + "per-layer (each layer at its own size, listed in per_layer_config: smallest, read by Pip; transformers' Llama and OPT classes do not build such layers), "
-                + "or auto (compatible when the layers can be given one shape, per-layer otherwise).",
-            DefaultValueFactory = _ => "auto",
-        };
-        layout.AcceptOnlyFromAmong([.. CheckpointLayouts.Names]);
+        var layout = LayoutOption();
         var device = CommonOptions.Device();
         var report = new Option<string?>("--report") { Description = $"Where to write the JSON report of the run. Default: {DefaultReportName} in the output folder.", HelpName = "FILE" };
         var overwrite = CommonOptions.Overwrite();
@@ -383,22 +376,7 @@ internal static class PruneCommand
                     extras.Add(staged);
                 }
 
-                CheckpointLayouts.TryParse(run.Require(layout), out var requestedLayout);
-                try
-                {
-                    laidOut = LaidOutCheckpoint.Create(lm.Model, requestedLayout);
-                }
-                catch (NotSupportedException e)
-                {
-                    throw new CliInputException($"--layout compatible, model '{modelFolder}': {e.Message}");
-                }
-
-                if (laidOut.PaddingParameterCount > 0)
-                    run.Logger.LogWarning("Layout compatible: the layers are padded with exact zeros to one shape; the checkpoint stores {Stored:N0} parameters, {Padding:N0} of them zeros ({Effective:N0} effective). "
-                        + "--layout per-layer stores only the {Effective:N0}, for readers of per_layer_config (Pip); pruning every layer alike (--allocation uniform --layer-start 0 --layer-end N) needs no padding.",
-                        laidOut.ParameterCount, laidOut.PaddingParameterCount, result.FinalParameterCount, result.FinalParameterCount);
-                else if (laidOut.Layout == CheckpointLayout.PerLayer && laidOut.Config is LlamaConfig { IsHeterogeneous: true } or OptConfig { IsHeterogeneous: true })
-                    run.Logger.LogWarning("Layout per-layer: the layers differ in width (per_layer_config); Pip reads this checkpoint, Hugging Face transformers' Llama and OPT classes do not.");
+                laidOut = LayOut(lm, run.Require(layout), modelFolder, result.FinalParameterCount, run.Logger);
                 var config = laidOut.Config.WithTorchDtype(CommonOptions.DtypeName(storedType));
                 TorchSafeTensors.Save(outFolder, config, laidOut.Weights, new CheckpointSaveOptions { Overwrite = overwriting, ExtraFiles = extras }, storedType, ct);
                 // The model is in place: the report outside it is written whatever happens now (a small, atomic write).
@@ -416,6 +394,47 @@ internal static class PruneCommand
             return ExitCodes.Success;
         });
         return command;
+    }
+
+    /// <summary>The <c>--layout</c> option: how layers of different widths are written (<see cref="CheckpointLayout"/>).</summary>
+    internal static Option<string> LayoutOption()
+    {
+        var layout = new Option<string>("--layout")
+        {
+            Description = "How layers of different widths are written: compatible (one shape for all layers, smaller ones padded with exact zeros: loads in released transformers), "
+                + "per-layer (each layer at its own size, listed in per_layer_config: smallest, read by Pip; transformers' Llama and OPT classes do not build such layers), "
+                + "or auto (compatible when the layers can be given one shape, per-layer otherwise).",
+            DefaultValueFactory = _ => "auto",
+        };
+        layout.AcceptOnlyFromAmong([.. CheckpointLayouts.Names]);
+        return layout;
+    }
+
+    /// <summary>
+    /// Lays out a pruned model for saving in the <c>--layout</c> asked for and logs what padding costs or what the
+    /// per-layer layout means for other readers.
+    /// </summary>
+    /// <exception cref="CliInputException">The compatible layout was asked for and the model has no compatible form.</exception>
+    internal static LaidOutCheckpoint LayOut(TorchCausalLM model, string layoutName, string modelFolder, long effectiveParameters, ILogger logger)
+    {
+        CheckpointLayouts.TryParse(layoutName, out var requested);
+        LaidOutCheckpoint laidOut;
+        try
+        {
+            laidOut = LaidOutCheckpoint.Create(model.Model, requested);
+        }
+        catch (NotSupportedException e)
+        {
+            throw new CliInputException($"--layout compatible, model '{modelFolder}': {e.Message}");
+        }
+
+        if (laidOut.PaddingParameterCount > 0)
+            logger.LogWarning("Layout compatible: the layers are padded with exact zeros to one shape; the checkpoint stores {Stored:N0} parameters, {Padding:N0} of them zeros ({Effective:N0} effective). "
+                + "--layout per-layer stores only the {Effective:N0}, for readers of per_layer_config (Pip); pruning every layer alike (--allocation uniform --layer-start 0 --layer-end N) needs no padding.",
+                laidOut.ParameterCount, laidOut.PaddingParameterCount, effectiveParameters, effectiveParameters);
+        else if (laidOut.Layout == CheckpointLayout.PerLayer && laidOut.Config is LlamaConfig { IsHeterogeneous: true } or OptConfig { IsHeterogeneous: true })
+            logger.LogWarning("Layout per-layer: the layers differ in width (per_layer_config); Pip reads this checkpoint, Hugging Face transformers' Llama and OPT classes do not.");
+        return laidOut;
     }
 
     /// <summary>Refuses a report path that would clobber something: a folder, a model file, or an existing file without --overwrite.</summary>

@@ -422,7 +422,6 @@ public sealed class PruneCommandTests(PruneFixture fixture) : IClassFixture<Prun
         // Layers 0 and 3 keep every unit, so the one shape is the original one, plus the biases FLAP's compensation added.
         var stored = root.GetProperty("stored_parameters").GetInt64();
         root.GetProperty("padding_parameters").GetInt64().Should().Be(stored - after).And.BePositive();
-        fixture.WidthCompatible.Error.Should().Contain("padded with exact zeros");
 
         ReadConfig(fixture.WidthFolder).TryGetProperty("per_layer_config", out _).Should().BeTrue();
         var config = ReadConfig(fixture.WidthCompatibleFolder);
