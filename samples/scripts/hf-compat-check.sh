@@ -40,8 +40,8 @@ done
 pip prune --model "$demo" --out "$work/width-uniform-all" --mode width --ratio 0.2 --samples 4 --layer-start 0 --layer-end 12 --json
 add "width, uniform over all 12 layers (auto: no padding needed)" width-uniform-all "prune --mode width --ratio 0.2 --layer-start 0 --layer-end 12"
 for layout in per-layer auto; do
-  pip prune --model "$demo" --out "$work/width-heads-all-$layout" --mode width --units heads --ratio 0.05 --samples 4 --layer-start 0 --layer-end 12 --layout $layout --json
-  add "width, 1 of 4 key/value groups removed in all 12 layers, $layout" "width-heads-all-$layout" "prune --mode width --units heads --ratio 0.05 --layer-start 0 --layer-end 12 --layout $layout"
+  pip prune --model "$demo" --out "$work/width-heads-all-$layout" --mode width --units heads --ratio 0.06 --samples 4 --layer-start 0 --layer-end 12 --layout $layout --json
+  add "width, 1 of 4 key/value groups removed in all 12 layers, $layout" "width-heads-all-$layout" "prune --mode width --units heads --ratio 0.06 --layer-start 0 --layer-end 12 --layout $layout"
 done
 pip recover --model "$work/depth" --out "$work/recover" --text "$corpus" --steps 4 --batch-size 2 --seq-len 64 --json
 add "LoRA-merged (recover of the depth-pruned model)" recover "recover --steps 4"
@@ -63,13 +63,15 @@ add "OPT, width (FFN only, all layers: standard ffn_dim)" opt-width-ffn-all "pru
 
 echo "scoring $tokens tokens of $text with Pip and with transformers …" >&2
 versions=""
-table="| output | config | transformers loads it | NLL Pip | NLL transformers | difference |\n| --- | --- | --- | ---: | ---: | ---: |\n"
+table="| output | config | parameters stored | transformers loads it | NLL Pip | NLL transformers | difference |\n| --- | --- | ---: | --- | ---: | ---: | ---: |\n"
 failures=0
 for row in "${rows[@]}"; do
   IFS='|' read -r name folder how <<<"$row"
   dir="$work/$folder"
   pip eval --model "$dir" --text "$text" --window $tokens --max-tokens $tokens --dtype float32 --json
   pipNll=$(python3 -c 'import json,sys; print("%.7f" % json.load(sys.stdin)["nll"])' < "$work/last.json")
+  pip inspect --model "$dir" --json
+  stored=$(python3 -c 'import json,sys; print("{:,}".format(json.load(sys.stdin)["parameters"]["total"]))' < "$work/last.json")
   shape=$(python3 - "$dir/config.json" <<'EOF'
 import json, sys
 c = json.load(open(sys.argv[1]))
@@ -84,10 +86,10 @@ EOF
   if "$sandbox/run.sh" check.py "$dir" "$text" --max-tokens $tokens --bos > "$work/hf.json" 2> "$work/hf.err"; then
     read -r hfNll versions < <(python3 -c 'import json,sys; d=json.loads(sys.stdin.read().strip().splitlines()[-1]); print("%.7f" % d["nll"], "transformers", d["transformers"] + ", torch", d["torch"])' < "$work/hf.json")
     diff=$(python3 -c "print('%.1e' % abs($pipNll - $hfNll))")
-    table+="| $name | $shape | yes | $pipNll | $hfNll | $diff |\n"
+    table+="| $name | $shape | $stored | yes | $pipNll | $hfNll | $diff |\n"
   else
     reason=$(grep -E 'Error|error' "$work/hf.err" | tail -1 | sed -E 's/^ +//' | cut -c1-110 | sed 's/|/\\|/g')
-    table+="| $name | $shape | **no**: ${reason:-see $work/hf.err} | $pipNll | — | — |\n"
+    table+="| $name | $shape | $stored | **no**: ${reason:-see $work/hf.err} | $pipNll | — | — |\n"
     failures=$((failures + 1))
   fi
 done

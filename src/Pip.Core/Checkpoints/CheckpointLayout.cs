@@ -23,8 +23,9 @@ public enum CheckpointLayout
     /// <summary>
     /// One shape for every layer, as released Hugging Face transformers builds them: each layer padded to the
     /// largest kept size with exact zeros (zero q/k/v rows and o_proj columns for a key/value group, zero gate/up rows
-    /// and down_proj columns for a channel; OPT: its heads back to <c>hidden_size / head_dim</c>), which leaves the
-    /// model's function unchanged. Refused when no such shape exists.
+    /// and down_proj columns for a channel; the Llama family: more zero key/value groups where needed for the heads to
+    /// divide <c>hidden_size</c>; OPT: its heads back to <c>hidden_size / head_dim</c>), which leaves the model's
+    /// function unchanged. Refused when no such shape exists.
     /// </summary>
     Compatible,
 }
