@@ -166,20 +166,38 @@ public sealed partial class TorchCausalLM : IWidthPrunableModel, IDisposable
         _ => ScalarType.Float32,
     };
 
-    /// <summary>Writes the model as a Hugging Face folder (config, safetensors, companion files), atomically.</summary>
+    /// <summary>
+    /// Writes the model as a Hugging Face folder (config, safetensors, companion files), atomically, every layer at
+    /// its own size (the <see cref="CheckpointLayout.PerLayer"/> layout: layers that differ are listed in
+    /// <c>per_layer_config</c>, which Pip reads and transformers' Llama and OPT classes do not). Use
+    /// <see cref="SaveAs"/> to choose the layout.
+    /// </summary>
     /// <param name="folder">The destination; refused if it exists and is not empty, unless <paramref name="overwrite"/>.</param>
     /// <param name="dtype">The type to store the weights in, or null for the parameters' type.</param>
     /// <param name="overwrite">Whether to replace an existing folder.</param>
     /// <param name="cancellationToken">Cancels the save; nothing is left half-written.</param>
-    public void Save(string folder, ScalarType? dtype = null, bool overwrite = false, CancellationToken cancellationToken = default)
+    public void Save(string folder, ScalarType? dtype = null, bool overwrite = false, CancellationToken cancellationToken = default) =>
+        SaveAs(folder, CheckpointLayout.PerLayer, dtype, overwrite, cancellationToken);
+
+    /// <summary>Writes the model as a Hugging Face folder in a <see cref="CheckpointLayout"/>, atomically.</summary>
+    /// <param name="folder">The destination; refused if it exists and is not empty, unless <paramref name="overwrite"/>.</param>
+    /// <param name="layout">How layers of different widths are written (see <see cref="LaidOutCheckpoint"/>).</param>
+    /// <param name="dtype">The type to store the weights in, or null for the parameters' type.</param>
+    /// <param name="overwrite">Whether to replace an existing folder.</param>
+    /// <param name="cancellationToken">Cancels the save; nothing is left half-written.</param>
+    /// <returns>The layout written and the parameters stored (padding included).</returns>
+    /// <exception cref="NotSupportedException">The compatible layout was asked for and the model has no compatible form.</exception>
+    public SavedCheckpoint SaveAs(string folder, CheckpointLayout layout, ScalarType? dtype, bool overwrite, CancellationToken cancellationToken)
     {
         ArgumentException.ThrowIfNullOrEmpty(folder);
         var stored = dtype ?? Model.Dtype;
-        var config = ModelConfig.WithTorchDtype(stored switch { ScalarType.BFloat16 => "bfloat16", ScalarType.Float16 => "float16", _ => "float32" });
+        using var laidOut = LaidOutCheckpoint.Create(Model, layout);
+        var config = laidOut.Config.WithTorchDtype(stored switch { ScalarType.BFloat16 => "bfloat16", ScalarType.Float16 => "float16", _ => "float32" });
         var extras = SourceFolder is null
             ? []
             : CompanionFiles.Select(f => Path.Combine(SourceFolder, f)).Where(File.Exists).ToArray();
-        TorchSafeTensors.Save(folder, config, Model.NamedWeights(), new CheckpointSaveOptions { Overwrite = overwrite, ExtraFiles = extras }, stored, cancellationToken);
+        TorchSafeTensors.Save(folder, config, laidOut.Weights, new CheckpointSaveOptions { Overwrite = overwrite, ExtraFiles = extras }, stored, cancellationToken);
+        return new SavedCheckpoint(laidOut.Layout, laidOut.ParameterCount, laidOut.PaddingParameterCount);
     }
 
     /// <inheritdoc />
@@ -244,3 +262,9 @@ public sealed partial class TorchCausalLM : IWidthPrunableModel, IDisposable
     /// <inheritdoc />
     public void Dispose() => Model.Dispose();
 }
+
+/// <summary>What <see cref="TorchCausalLM.SaveAs"/> wrote.</summary>
+/// <param name="Layout">The layout written: <see cref="CheckpointLayout.PerLayer"/> or <see cref="CheckpointLayout.Compatible"/>.</param>
+/// <param name="ParameterCount">The parameters the checkpoint stores, padding included.</param>
+/// <param name="PaddingParameterCount">How many of them are zeros added by padding.</param>
+public sealed record SavedCheckpoint(CheckpointLayout Layout, long ParameterCount, long PaddingParameterCount);

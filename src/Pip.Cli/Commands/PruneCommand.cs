@@ -153,6 +153,7 @@ internal static class PruneCommand
         var seed = new Option<int>("--seed") { Description = "The seed of the sample choice, the perturbations and random metrics.", DefaultValueFactory = _ => PipelineConstants.DefaultSeed };
         var dtype = CommonOptions.Dtype("The type to compute in (default: the checkpoint's torch_dtype where this device computes it fast, else float32).");
         var saveDtype = CommonOptions.Dtype("The type to store the pruned weights in (default: the checkpoint's torch_dtype).", "--save-dtype");
+        var layout = LayoutOption();
         var device = CommonOptions.Device();
         var report = new Option<string?>("--report") { Description = $"Where to write the JSON report of the run. Default: {DefaultReportName} in the output folder.", HelpName = "FILE" };
         var overwrite = CommonOptions.Overwrite();
@@ -162,7 +163,7 @@ internal static class PruneCommand
         {
             model, output, calibration, unit, mode, metric, strategy, ratio, layers, samples, maxTokens, norm, aggregation, sets, cvThreshold,
             noDiscriminator, perturber, rate, wordList, guardFirst, guardLast, units, allocation, groupReduction, layerStart, layerEnd, biasCompensation,
-            seed, dtype, saveDtype, device, CommonOptions.AllowNonFinite(), report, overwrite, json,
+            seed, dtype, saveDtype, layout, device, CommonOptions.AllowNonFinite(), report, overwrite, json,
         };
         CommandRunner.SetBody(command, context, async run =>
         {
@@ -325,6 +326,8 @@ internal static class PruneCommand
             if (target.Layers is { } wanted && wanted >= lm.LayerCount)
                 throw new CliInputException($"--layers {wanted}: the model in '{modelFolder}' has {lm.LayerCount} layers; at most {lm.LayerCount - 1} can be removed (one always stays).");
             var storedType = run.Get(saveDtype) ?? TorchCausalLM.DtypeOf(lm.ModelConfig);
+            if (run.Require(layout) == "compatible" && CheckpointLayouts.CompatibleObstacle(lm.ModelConfig) is { } obstacle)
+                throw new CliInputException($"--layout compatible: the model in '{modelFolder}' cannot be written with one shape for all layers: {obstacle}. Use --layout per-layer.");
             calibrationSet = FitToTokens(calibrationSet, lm, metricOptions.MaxTokens);
             var sampleTokens = calibrationSet.Samples.Select(s => lm.Tokenize(s.Text).Count).ToArray();
             run.Logger.LogInformation("Calibration: {Count} samples from {File}, {Min}-{Max} tokens each (at most {MaxTokens}).",
@@ -361,19 +364,61 @@ internal static class PruneCommand
             clock.Restart();
             run.Logger.LogInformation("Writing {Folder} ({Dtype}).", outFolder, CommonOptions.DtypeName(storedType));
             var extras = lm.SourceFolder is null ? [] : TorchCausalLM.CompanionFiles.Select(f => Path.Combine(lm.SourceFolder, f)).Where(File.Exists).ToList();
-            var config = lm.ModelConfig.WithTorchDtype(CommonOptions.DtypeName(storedType));
             // A report that goes into the model folder is written straight into the checkpoint's temporary folder (no staging folder).
             Action<string, CancellationToken>? writeReport = reportInOut ? (temp, _) => PruningReportJson.Write(result, Path.Combine(temp, Path.GetFileName(reportFile))) : null;
-            TorchSafeTensors.Save(outFolder, config, lm.Model.NamedWeights(), new CheckpointSaveOptions { Overwrite = overwriting, ExtraFiles = extras, WriteExtraFiles = writeReport }, storedType, ct);
+            using var laidOut = LayOut(lm, run.Require(layout), modelFolder, result.FinalParameterCount, run.Logger);
+            var config = laidOut.Config.WithTorchDtype(CommonOptions.DtypeName(storedType));
+            TorchSafeTensors.Save(outFolder, config, laidOut.Weights, new CheckpointSaveOptions { Overwrite = overwriting, ExtraFiles = extras, WriteExtraFiles = writeReport }, storedType, ct);
             // The model is in place: the report outside it is written whatever happens now (a small, atomic write).
             if (!reportInOut) await PruningReportJson.WriteAsync(result, reportFile, CancellationToken.None).ConfigureAwait(false);
 
-            var summary = Summarize(result, modelFolder, outFolder, reportFile, calibrationFile, CommonOptions.DtypeName(storedType), pruningSeconds, clock.Elapsed.TotalSeconds, total.Elapsed.TotalSeconds);
+            var summary = Summarize(result, modelFolder, outFolder, reportFile, calibrationFile, CommonOptions.DtypeName(storedType), laidOut, pruningSeconds, clock.Elapsed.TotalSeconds, total.Elapsed.TotalSeconds);
             if (run.Get(json)) ResultWriter.WriteJson(run.Out, summary);
             else WriteTable(run.Out, summary);
             return ExitCodes.Success;
         });
         return command;
+    }
+
+    /// <summary>The <c>--layout</c> option: how layers of different widths are written (<see cref="CheckpointLayout"/>).</summary>
+    internal static Option<string> LayoutOption()
+    {
+        var layout = new Option<string>("--layout")
+        {
+            Description = "How layers of different widths are written: compatible (one shape for all layers, smaller ones padded with exact zeros: loads in released transformers), "
+                + "per-layer (each layer at its own size, listed in per_layer_config: smallest, read by Pip; transformers' Llama and OPT classes do not build such layers), "
+                + "or auto (compatible when the layers can be given one shape, per-layer otherwise).",
+            DefaultValueFactory = _ => "auto",
+        };
+        layout.AcceptOnlyFromAmong([.. CheckpointLayouts.Names]);
+        return layout;
+    }
+
+    /// <summary>
+    /// Lays out a pruned model for saving in the <c>--layout</c> asked for and logs what padding costs or what the
+    /// per-layer layout means for other readers.
+    /// </summary>
+    /// <exception cref="CliInputException">The compatible layout was asked for and the model has no compatible form.</exception>
+    internal static LaidOutCheckpoint LayOut(TorchCausalLM model, string layoutName, string modelFolder, long effectiveParameters, ILogger logger)
+    {
+        CheckpointLayouts.TryParse(layoutName, out var requested);
+        LaidOutCheckpoint laidOut;
+        try
+        {
+            laidOut = LaidOutCheckpoint.Create(model.Model, requested);
+        }
+        catch (NotSupportedException e)
+        {
+            throw new CliInputException($"--layout compatible, model '{modelFolder}': {e.Message}");
+        }
+
+        if (laidOut.PaddingParameterCount > 0)
+            logger.LogWarning("Layout compatible: the layers are padded with exact zeros to one shape; the checkpoint stores {Stored:N0} parameters, {Padding:N0} of them zeros ({Effective:N0} effective). "
+                + "--layout per-layer stores only the {Effective:N0}, for readers of per_layer_config (Pip); pruning every layer alike (--allocation uniform --layer-start 0 --layer-end N) needs no padding.",
+                laidOut.ParameterCount, laidOut.PaddingParameterCount, effectiveParameters, effectiveParameters);
+        else if (laidOut.Layout == CheckpointLayout.PerLayer && laidOut.Config is LlamaConfig { IsHeterogeneous: true } or OptConfig { IsHeterogeneous: true })
+            logger.LogWarning("Layout per-layer: the layers differ in width (per_layer_config); Pip reads this checkpoint, Hugging Face transformers' Llama and OPT classes do not.");
+        return laidOut;
     }
 
     /// <summary>Refuses a report path that would clobber something: a folder, a model file, or an existing file without --overwrite.</summary>
@@ -420,7 +465,7 @@ internal static class PruneCommand
         Pip.Torch.Evaluation.Comparison.FitCalibrationToTokens(set, model, maxTokens);
 
     private static PruneResult Summarize(PruningReport r, string model, string output, string reportFile, string calibrationFile, string saveDtype,
-        double pruningSeconds, double saveSeconds, double totalSeconds)
+        LaidOutCheckpoint saved, double pruningSeconds, double saveSeconds, double totalSeconds)
     {
         var rounds = r.Rounds.Select(round => new PruneRoundResult(
             round.Round,
@@ -456,6 +501,9 @@ internal static class PruneCommand
             StopReason: r.StopReason,
             TargetReached: r.TargetReached,
             SaveDtype: saveDtype,
+            Layout: CheckpointLayouts.Name(saved.Layout),
+            StoredParameters: saved.ParameterCount,
+            PaddingParameters: saved.PaddingParameterCount,
             PruningSeconds: Math.Round(pruningSeconds, 3),
             SaveSeconds: Math.Round(saveSeconds, 3),
             Seconds: Math.Round(totalSeconds, 3),
@@ -502,7 +550,7 @@ internal static class PruneCommand
 
         rows.Add(("Parameters", $"{N(r.ParametersBefore)} → {N(r.ParametersAfter)} ({ResultWriter.Number(100 * r.RemovedParameterRatio, 2)} % removed)"));
         rows.Add(("Stopped", r.StopReason.ToString() + (r.TargetReached ? "" : " (target not reached)")));
-        rows.Add(("Saved as", r.SaveDtype));
+        rows.Add(("Saved as", $"{r.SaveDtype}, layout {r.Layout}" + (r.PaddingParameters > 0 ? $": {N(r.StoredParameters)} parameters stored, {N(r.PaddingParameters)} of them zero padding" : "")));
         rows.Add(("Time", $"{ResultWriter.Number(r.Seconds, 1)} s (pruning {ResultWriter.Number(r.PruningSeconds, 1)} s, saving {ResultWriter.Number(r.SaveSeconds, 1)} s)"));
         ResultWriter.WriteTable(output, rows);
     }
@@ -536,7 +584,8 @@ internal static class PruneCommand
 internal sealed record PruneResult(PruningMode Mode, string Model, string Output, string Report, string Calibration, int Samples, string Metric, string? Perturber,
     string Strategy, IReadOnlyList<string> Filters, string Target, int Seed, int OriginalLayers, int FinalLayers, IReadOnlyList<int> RemovedLayers,
     IReadOnlyList<int> RemainingLayers, IReadOnlyList<int> ExcludedLayers, IReadOnlyList<PruneRoundResult> Rounds, long ParametersBefore,
-    long ParametersAfter, double RemovedParameterRatio, PruningStopReason StopReason, bool TargetReached, string SaveDtype, double PruningSeconds,
+    long ParametersAfter, double RemovedParameterRatio, PruningStopReason StopReason, bool TargetReached, string SaveDtype, string Layout,
+    long StoredParameters, long PaddingParameters, double PruningSeconds,
     double SaveSeconds, double Seconds, IReadOnlyList<WidthLayerResult>? WidthLayers);
 
 /// <summary>One layer of a width <c>prune</c>: its original index and its key/value groups, channels and parameters before and after.</summary>

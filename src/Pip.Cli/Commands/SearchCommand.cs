@@ -86,6 +86,7 @@ internal static class SearchCommand
         var cache = new Option<string?>("--cache") { Description = "A JSON table of evaluations to reuse and extend (same model, ratio, validation and recovery settings!).", HelpName = "FILE" };
         var dtype = CommonOptions.Dtype("The type to compute in (default: the checkpoint's where this device computes it fast, else float32).");
         var saveDtype = CommonOptions.Dtype("The type to store the pruned weights in (default: the checkpoint's torch_dtype).", "--save-dtype");
+        var layout = PruneCommand.LayoutOption();
         var device = CommonOptions.Device();
         var overwrite = CommonOptions.Overwrite();
         var json = CommonOptions.Json();
@@ -94,7 +95,7 @@ internal static class SearchCommand
         {
             model, output, calibration, valid, validTokens, window, ratio, mode, trials, searcher, seed, startup, samples, seqLens, calibrationSeeds,
             metrics, aggregations, allocations, perturbers, norms, layerStart, layerEnd, oneShot, loraSteps, loraLr, loraRank, recovery, cache,
-            dtype, saveDtype, device, CommonOptions.AllowNonFinite(), overwrite, json,
+            dtype, saveDtype, layout, device, CommonOptions.AllowNonFinite(), overwrite, json,
         };
         CommandRunner.SetBody(command, context, async run =>
         {
@@ -249,10 +250,11 @@ internal static class SearchCommand
             using var pruned = await objective.PruneAsync(best, run.WithBars(new Progress<PruningProgress>(_ => { }), ProgressBars.Pruning), ct).ConfigureAwait(false);
             ct.ThrowIfCancellationRequested();
             var extras = lm.SourceFolder is null ? [] : TorchCausalLM.CompanionFiles.Select(f => Path.Combine(lm.SourceFolder, f)).Where(File.Exists).ToList();
-            var config = pruned.Model.Config with { TorchDtype = CommonOptions.DtypeName(storedType) };
-            run.Logger.LogInformation("Writing {Folder} ({Dtype}).", outFolder, CommonOptions.DtypeName(storedType));
+            using var laidOut = PruneCommand.LayOut(pruned.Model, run.Require(layout), modelFolder, pruned.Model.ParameterCount, run.Logger);
+            var config = laidOut.Config.WithTorchDtype(CommonOptions.DtypeName(storedType));
+            run.Logger.LogInformation("Writing {Folder} ({Dtype}, layout {Layout}).", outFolder, CommonOptions.DtypeName(storedType), CheckpointLayouts.Name(laidOut.Layout));
             // The reports and the chart are written straight into the checkpoint's temporary folder (no staging folder).
-            TorchSafeTensors.Save(outFolder, config, pruned.Model.Module.NamedWeights(), new CheckpointSaveOptions
+            TorchSafeTensors.Save(outFolder, config, laidOut.Weights, new CheckpointSaveOptions
             {
                 Overwrite = overwriting,
                 ExtraFiles = extras,

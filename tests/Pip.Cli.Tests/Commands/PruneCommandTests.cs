@@ -31,6 +31,11 @@ public sealed class PruneFixture : IAsyncLifetime
 
     internal CliRun Width { get; private set; } = null!;
 
+    /// <summary>The same width pruning as <see cref="Width"/>, written in the default layout (auto, here compatible).</summary>
+    public string WidthCompatibleFolder => Path.Combine(Root, "pruned-width-compatible");
+
+    internal CliRun WidthCompatible { get; private set; } = null!;
+
     public async Task InitializeAsync()
     {
         Directory.CreateDirectory(Root);
@@ -44,9 +49,10 @@ public sealed class PruneFixture : IAsyncLifetime
         Baseline = await CliRunner.RunAsync("prune", "--model", ModelFolder, "--out", BaselineFolder, "--metric", "block-influence",
             "--strategy", "one-shot", "--layers", "1", "--samples", "2", "--max-tokens", "32", "--calibration", BundledCalibration,
             "--report", BaselineReport, "--save-dtype", "bfloat16", "--json");
-        Width = await CliRunner.RunAsync("prune", "--model", ModelFolder, "--out", WidthFolder, "--mode", "width", "--metric", "flap",
-            "--units", "both", "--allocation", "adaptive", "--ratio", "0.1", "--layer-start", "1", "--layer-end", "3", "--bias-compensation",
-            "--samples", "2", "--max-tokens", "32", "--json");
+        string[] width = ["prune", "--model", ModelFolder, "--mode", "width", "--metric", "flap", "--units", "both", "--allocation", "adaptive",
+            "--ratio", "0.1", "--layer-start", "1", "--layer-end", "3", "--bias-compensation", "--samples", "2", "--max-tokens", "32", "--json"];
+        Width = await CliRunner.RunAsync([.. width, "--out", WidthFolder, "--layout", "per-layer"]);
+        WidthCompatible = await CliRunner.RunAsync([.. width, "--out", WidthCompatibleFolder]);
     }
 
     public Task DisposeAsync()
@@ -399,7 +405,64 @@ public sealed class PruneCommandTests(PruneFixture fixture) : IClassFixture<Prun
         }
     }
 
+    [Fact]
+    public void Prune_WidthDefaultLayout_WritesUniformShapesWithTheSameLogitsAsThePerLayerLayout()
+    {
+        fixture.Width.ExitCode.Should().Be(ExitCodes.Success, fixture.Width.Error);
+        fixture.WidthCompatible.ExitCode.Should().Be(ExitCodes.Success, fixture.WidthCompatible.Error);
+        using var perLayerJson = JsonDocument.Parse(fixture.Width.Out);
+        using var json = JsonDocument.Parse(fixture.WidthCompatible.Out);
+        var root = json.RootElement;
+        perLayerJson.RootElement.GetProperty("layout").GetString().Should().Be("per-layer");
+        perLayerJson.RootElement.GetProperty("padding_parameters").GetInt64().Should().Be(0);
+        root.GetProperty("layout").GetString().Should().Be("compatible");
+        var before = root.GetProperty("parameters_before").GetInt64();
+        var after = root.GetProperty("parameters_after").GetInt64();
+        after.Should().Be(perLayerJson.RootElement.GetProperty("parameters_after").GetInt64(), "the layout does not change the pruning");
+        // Layers 0 and 3 keep every unit, so the one shape is the original one, plus the biases FLAP's compensation added.
+        var stored = root.GetProperty("stored_parameters").GetInt64();
+        root.GetProperty("padding_parameters").GetInt64().Should().Be(stored - after).And.BePositive();
+
+        ReadConfig(fixture.WidthFolder).TryGetProperty("per_layer_config", out _).Should().BeTrue();
+        var config = ReadConfig(fixture.WidthCompatibleFolder);
+        config.TryGetProperty("per_layer_config", out _).Should().BeFalse();
+        (config.GetProperty("num_attention_heads").GetInt32(), config.GetProperty("num_key_value_heads").GetInt32(),
+            config.GetProperty("head_dim").GetInt32(), config.GetProperty("intermediate_size").GetInt32()).Should().Be((4, 2, 16, 176));
+        (config.GetProperty("attention_bias").GetBoolean(), config.GetProperty("mlp_bias").GetBoolean()).Should().Be((true, true));
+
+        using var perLayer = TorchCausalLM.Load(fixture.WidthFolder);
+        using var compatible = TorchCausalLM.Load(fixture.WidthCompatibleFolder);
+        compatible.ParameterCount.Should().Be(stored);
+        perLayer.ParameterCount.Should().Be(after);
+        before.Should().BeLessThan(stored, "the compensation biases are stored in every layer");
+        var ids = compatible.Tokenize("The history of the city is the history of its people.");
+        using var input = TorchSharp.torch.tensor(ids.Select(i => (long)i).ToArray(), new long[] { 1, ids.Count });
+        using var expected = perLayer.Module.Logits(input);
+        using var actual = compatible.Module.Logits(input);
+        (actual - expected).abs().max().item<float>().Should().BeLessThan(1e-5f);
+    }
+
+    [Fact]
+    public async Task Prune_LayoutCompatibleForLayersWithDifferentGroupSizes_ExitsWithBadInputBeforePruning()
+    {
+        var folder = Path.Combine(fixture.Root, "mixed-groups-" + Guid.NewGuid().ToString("N"));
+        using (var tiny = TorchCausalLM.Load(fixture.ModelFolder))
+        {
+            // Layer 1 shares its single key/value head among all 4 query heads; the others share 2 among 4.
+            var config = tiny.Config.WithLayerShapes([new(4, 2, 176), new(4, 1, 176), new(4, 2, 176), new(4, 2, 176)]);
+            using var mixed = new TorchCausalLM(Pip.Torch.Models.LlamaForCausalLM.CreateRandom(config, seed: 1), tiny.Tokenizer, fixture.ModelFolder);
+            mixed.Save(folder);
+        }
+
+        var result = await CliRunner.RunAsync("prune", "--model", folder, "--out", Path.Combine(fixture.Root, "never-" + Guid.NewGuid().ToString("N")),
+            "--mode", "width", "--ratio", "0.1", "--layout", "compatible", "--samples", "2", "--max-tokens", "32");
+
+        result.ExitCode.Should().Be(ExitCodes.BadInput, result.Error);
+        result.Error.Should().Contain("--layout compatible").And.Contain(folder).And.Contain("different numbers of query heads (2, 4)").And.Contain("--layout per-layer");
+    }
+
     [Theory]
+    [InlineData(new[] { "--layout", "padded" }, "padded")]
     [InlineData(new[] { "--mode", "width", "--metric", "block-influence" }, "--metric: 'block-influence' is a depth metric")]
     [InlineData(new[] { "--mode", "width", "--layers", "1" }, "--layers: width pruning removes no layer")]
     [InlineData(new[] { "--mode", "width", "--metric", "taylor", "--bias-compensation" }, "--bias-compensation: needs the input means")]

@@ -40,7 +40,7 @@ public sealed class SearchFixture : IAsyncLifetime
 
         Search = await CliRunner.RunAsync("search", "--model", ModelFolder, "--calibration", $"{CorpusA},{CorpusB}", "--valid", Validation,
             "--ratio", "0.2", "--mode", "width", "--trials", "3", "--searcher", "tpe", "--seed", "7", "--samples", "2,3", "--seq-lens", "16,24",
-            "--metrics", "taylor,magnitude", "--aggregations", "sum,max", "--valid-tokens", "256", "--window", "32", "--out", OutFolder, "--json");
+            "--metrics", "taylor,magnitude", "--aggregations", "sum,max", "--valid-tokens", "256", "--window", "32", "--layout", "per-layer", "--out", OutFolder, "--json");
     }
 
     public Task DisposeAsync()
