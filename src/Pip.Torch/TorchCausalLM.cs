@@ -99,15 +99,7 @@ public sealed partial class TorchCausalLM : IWidthPrunableModel, IDisposable
         };
         try
         {
-            var weights = TorchSafeTensors.Load(checkpoint, device, type);
-            try
-            {
-                module.LoadWeights(weights);
-            }
-            finally
-            {
-                foreach (var w in weights.Values) w.Dispose();
-            }
+            LoadWeightsInPlace(module, checkpoint);
         }
         catch
         {
@@ -116,6 +108,19 @@ public sealed partial class TorchCausalLM : IWidthPrunableModel, IDisposable
         }
 
         return new TorchCausalLM(module, tokenizer, Path.GetFullPath(folder));
+    }
+
+    /// <summary>
+    /// Fills a module's parameters straight from a checkpoint's files: names and shapes are matched first
+    /// (<see cref="ICausalLMModule.WeightTargets"/>, strict), then each tensor is read into its parameter's storage
+    /// (<see cref="TorchSafeTensors.LoadInto(CheckpointFolder, IReadOnlyDictionary{string, Tensor}, CancellationToken)"/>),
+    /// so loading costs the parameters' memory plus one small staging buffer, not a second copy of the weights.
+    /// </summary>
+    private static void LoadWeightsInPlace(ICausalLMModule module, CheckpointFolder checkpoint)
+    {
+        var shapes = checkpoint.TensorNames.ToDictionary(n => n, n => checkpoint.GetInfo(n).Shape, StringComparer.Ordinal);
+        var targets = module.WeightTargets(shapes);
+        TorchSafeTensors.LoadInto(checkpoint, targets);
     }
 
     /// <summary>The parameter type a config asks for (<c>torch_dtype</c>), float32 when absent.</summary>
