@@ -20,11 +20,7 @@ namespace Pip.Torch;
 public sealed partial class TorchCausalLM : IWidthPrunableModel, IDisposable
 {
     /// <summary>Files besides config and weights that make a model folder usable, copied on save when present.</summary>
-    public static readonly IReadOnlyList<string> CompanionFiles =
-    [
-        "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json",
-        "tokenizer.model", "vocab.json", "merges.txt", "added_tokens.json",
-    ];
+    public static readonly IReadOnlyList<string> CompanionFiles = CheckpointFolder.CompanionFileNames;
 
     private readonly List<int> _originalIndices;
 
