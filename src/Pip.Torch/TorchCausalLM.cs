@@ -85,7 +85,7 @@ public sealed partial class TorchCausalLM : IWidthPrunableModel, IDisposable
         if (!Directory.Exists(folder)) throw new DirectoryNotFoundException($"Model folder '{folder}' does not exist.");
         using var checkpoint = CheckpointFolder.Open(folder);
         var config = checkpoint.LoadModelConfig();
-        var type = TorchPrecision.Resolve(dtype, DtypeOf(config), device);
+        var type = TorchPrecision.Resolve(dtype, DtypeOf(config), device, config);
         HfTokenizer? tokenizer = File.Exists(Path.Combine(folder, "tokenizer.json")) ? HfTokenizer.Load(folder) : null;
         ICausalLMModule module = config switch
         {
