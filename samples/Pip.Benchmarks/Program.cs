@@ -20,11 +20,6 @@ using static TorchSharp.torch;
 
 TorchEnvironment.UsePassiveOpenMPWait(); // before the first TorchSharp call
 string mode = args.Length > 0 ? args[0] : "pip-round";
-// --dtype float32|bfloat16; default: bfloat16 where this CPU computes it fast, else float32 (see TorchPrecision).
-ScalarType dtype = Array.IndexOf(args, "--dtype") is int d and >= 0 && d + 1 < args.Length
-    ? (args[d + 1].StartsWith("bf", StringComparison.OrdinalIgnoreCase) ? ScalarType.BFloat16 : ScalarType.Float32)
-    : Pip.Torch.TorchPrecision.Resolve(null, ScalarType.BFloat16);
-int elementBytes = dtype == ScalarType.Float32 ? 4 : 2;
 int Arg(string name, int fallback) => Array.IndexOf(args, name) is int i and >= 0 && i + 1 < args.Length ? int.Parse(args[i + 1]) : fallback;
 bool Flag(string name) => args.Contains(name);
 string workRoot = Array.IndexOf(args, "--work") is int w and >= 0 && w + 1 < args.Length ? args[w + 1] : Path.GetTempPath();
@@ -38,6 +33,11 @@ var config = new LlamaConfig
     TorchDtype = "bfloat16",
 };
 
+// --dtype float32|bfloat16; default: bfloat16 where this CPU computes it fast, else float32 (see TorchPrecision).
+ScalarType dtype = Array.IndexOf(args, "--dtype") is int d and >= 0 && d + 1 < args.Length
+    ? (args[d + 1].StartsWith("bf", StringComparison.OrdinalIgnoreCase) ? ScalarType.BFloat16 : ScalarType.Float32)
+    : TorchPrecision.Resolve(null, ScalarType.BFloat16, null, config);
+int elementBytes = dtype == ScalarType.Float32 ? 4 : 2;
 Console.WriteLine($"threads: {get_num_threads()}, cores: {Environment.ProcessorCount}, dtype: {dtype}");
 try
 {
@@ -65,7 +65,10 @@ switch (mode)
                 Console.WriteLine($"{t} {n}x{n}: {sw.Elapsed.TotalMilliseconds / 5:F3} ms");
             }
         }
-        Console.WriteLine($"TorchPrecision.IsFast(BFloat16): {Pip.Torch.TorchPrecision.IsFast(ScalarType.BFloat16)}");
+        var probeShape = PrecisionProbeShape.Of(config);
+        var probeClock = Stopwatch.StartNew();
+        bool bf16Fast = TorchPrecision.IsFast(ScalarType.BFloat16, null, probeShape);
+        Console.WriteLine($"TorchPrecision.IsFast(BFloat16) at {probeShape}: {bf16Fast} (probe {probeClock.Elapsed.TotalMilliseconds:F0} ms); automatic type of this model: {TorchPrecision.Resolve(null, ScalarType.BFloat16, null, config)}");
         break;
     case "probe":
         Probe(Arg("--layers", 2), Arg("--length", 128));
