@@ -58,6 +58,9 @@ public static class TorchPrecision
 
     private const int ProbeTokens = 32;
 
+    /// <summary>How many times each type's layer probe runs, alternating (the best time counts).</summary>
+    internal const int LayerRounds = 3;
+
     private static readonly ConcurrentDictionary<(string Device, ScalarType Type, PrecisionProbeShape Shape), bool> Fast = new();
 
     /// <summary>Whether <paramref name="type"/> computes at least about as fast as float32 on <paramref name="device"/>, at the default probe shape.</summary>
@@ -97,7 +100,15 @@ public static class TorchPrecision
             return false;
         if (timeMs(type, device, shape, true) > 4 * timeMs(ScalarType.Float32, device, shape, true))
             return false;
-        return timeMs(type, device, shape, false) <= Tolerance * timeMs(ScalarType.Float32, device, shape, false);
+        // Alternate the two types and keep each one's best, so a burst of load on a shared machine hits both alike.
+        double candidate = double.MaxValue, reference = double.MaxValue;
+        for (int i = 0; i < LayerRounds; i++)
+        {
+            candidate = Math.Min(candidate, timeMs(type, device, shape, false));
+            reference = Math.Min(reference, timeMs(ScalarType.Float32, device, shape, false));
+        }
+
+        return candidate <= Tolerance * reference;
     }
 
     /// <summary>
@@ -150,8 +161,8 @@ public static class TorchPrecision
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        using var generator = new Generator(7, CPU);
-        Tensor Random(params long[] size) => (randn(size, generator: generator) * 0.05).to(type, device);
+        // Constant values: speed does not depend on them (no denormals), and filling costs nothing next to drawing.
+        Tensor Random(params long[] size) => full(size, 0.01, dtype: type, device: device);
         if (quick)
         {
             var a = Random(256, 256);

@@ -99,7 +99,7 @@ public sealed class TorchPrecisionTests
         calls.Should().HaveCount(afterFirst);
         TorchPrecision.IsFast(ScalarType.Float16, CPU, other, () => true, timings);
         calls.Should().HaveCount(2 * afterFirst);
-        afterFirst.Should().Be(4);
+        afterFirst.Should().Be(2 + 2 * TorchPrecision.LayerRounds);
     }
 
     [Fact]
