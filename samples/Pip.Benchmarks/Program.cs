@@ -1,4 +1,8 @@
 // Timed benchmarks of Pip's heavy paths on a Llama-3.2-1B-shaped random model (no weights can be downloaded here).
+// The model is first written to disk as a bf16 checkpoint (RandomCheckpoint, tensor by tensor; the free space is checked
+// first), then loaded the way pip-prune loads one, so the peak memory reported is that of loading and of the benchmark,
+// not of making the model (the high-water mark is reset after each phase); the checkpoint is deleted at the end.
+//   dotnet run -c Release --project samples/Pip.Benchmarks -- load [--work DIR]   (load time and peak only)
 //   dotnet run -c Release --project samples/Pip.Benchmarks -- matmul
 //   dotnet run -c Release --project samples/Pip.Benchmarks -- perplexity [--tokens 4096] [--window 512]
 //   dotnet run -c Release --project samples/Pip.Benchmarks -- pip-round [--pairs 8] [--length 128] [--recompute]
@@ -7,19 +11,19 @@
 using System.Diagnostics;
 using Pip;
 using Pip.Checkpoints;
+using Pip.Torch;
+using Pip.Torch.Checkpoints;
 using Pip.Torch.Evaluation;
 using Pip.Torch.Models;
 using Pip.Torch.Pruning;
 using static TorchSharp.torch;
 
+TorchEnvironment.UsePassiveOpenMPWait(); // before the first TorchSharp call
 string mode = args.Length > 0 ? args[0] : "pip-round";
-// --dtype float32|bfloat16; default: bfloat16 where this CPU computes it fast, else float32 (see TorchPrecision).
-ScalarType dtype = Array.IndexOf(args, "--dtype") is int d and >= 0 && d + 1 < args.Length
-    ? (args[d + 1].StartsWith("bf", StringComparison.OrdinalIgnoreCase) ? ScalarType.BFloat16 : ScalarType.Float32)
-    : Pip.Torch.TorchPrecision.Resolve(null, ScalarType.BFloat16);
-int elementBytes = dtype == ScalarType.Float32 ? 4 : 2;
 int Arg(string name, int fallback) => Array.IndexOf(args, name) is int i and >= 0 && i + 1 < args.Length ? int.Parse(args[i + 1]) : fallback;
 bool Flag(string name) => args.Contains(name);
+string workRoot = Array.IndexOf(args, "--work") is int w and >= 0 && w + 1 < args.Length ? args[w + 1] : Path.GetTempPath();
+string? checkpointFolder = null;
 
 var config = new LlamaConfig
 {
@@ -29,9 +33,19 @@ var config = new LlamaConfig
     TorchDtype = "bfloat16",
 };
 
+// --dtype float32|bfloat16; default: bfloat16 where this CPU computes it fast, else float32 (see TorchPrecision).
+ScalarType dtype = Array.IndexOf(args, "--dtype") is int d and >= 0 && d + 1 < args.Length
+    ? (args[d + 1].StartsWith("bf", StringComparison.OrdinalIgnoreCase) ? ScalarType.BFloat16 : ScalarType.Float32)
+    : TorchPrecision.Resolve(null, ScalarType.BFloat16, null, config);
+int elementBytes = dtype == ScalarType.Float32 ? 4 : 2;
 Console.WriteLine($"threads: {get_num_threads()}, cores: {Environment.ProcessorCount}, dtype: {dtype}");
+try
+{
 switch (mode)
 {
+    case "load":
+        using (CreateModel()) { }
+        break;
     case "matmul":
         Matmul();
         break;
@@ -51,7 +65,10 @@ switch (mode)
                 Console.WriteLine($"{t} {n}x{n}: {sw.Elapsed.TotalMilliseconds / 5:F3} ms");
             }
         }
-        Console.WriteLine($"TorchPrecision.IsFast(BFloat16): {Pip.Torch.TorchPrecision.IsFast(ScalarType.BFloat16)}");
+        var probeShape = PrecisionProbeShape.Of(config);
+        var probeClock = Stopwatch.StartNew();
+        bool bf16Fast = TorchPrecision.IsFast(ScalarType.BFloat16, null, probeShape);
+        Console.WriteLine($"TorchPrecision.IsFast(BFloat16) at {probeShape}: {bf16Fast} (probe {probeClock.Elapsed.TotalMilliseconds:F0} ms); automatic type of this model: {TorchPrecision.Resolve(null, ScalarType.BFloat16, null, config)}");
         break;
     case "probe":
         Probe(Arg("--layers", 2), Arg("--length", 128));
@@ -60,8 +77,17 @@ switch (mode)
         PipRound(Arg("--pairs", 8), Arg("--length", 128), Flag("--recompute"));
         break;
     default:
-        Console.Error.WriteLine($"unknown benchmark '{mode}': use matmul, perplexity or pip-round");
+        Console.Error.WriteLine($"unknown benchmark '{mode}': use load, matmul, precision, probe, perplexity or pip-round");
         return 2;
+}
+}
+finally
+{
+    if (checkpointFolder is not null && Directory.Exists(checkpointFolder))
+    {
+        Directory.Delete(checkpointFolder, recursive: true);
+        Console.WriteLine($"deleted {checkpointFolder}");
+    }
 }
 
 return 0;
@@ -86,13 +112,53 @@ static void Matmul()
     }
 }
 
+// Writes the model to disk (bf16, tensor by tensor), resets the high-water mark, loads it as pip-prune does and
+// resets the mark again, so the peaks printed later are the benchmark's own.
 LlamaForCausalLM CreateModel()
 {
+    long parameters = (long)config.VocabSize * config.HiddenSize
+        + config.NumHiddenLayers * (2L * config.HiddenSize * config.HiddenSize + 2L * config.HiddenSize * config.NumKeyValueHeads * config.HeadDim
+            + 3L * config.HiddenSize * config.IntermediateSize + 2L * config.HiddenSize) + config.HiddenSize;
+    long needed = parameters * 2 + (64L << 20);
+    Directory.CreateDirectory(workRoot);
+    long free = new DriveInfo(Path.GetFullPath(workRoot)).AvailableFreeSpace;
+    if (free < needed)
+        throw new IOException($"The benchmark writes a {needed / 1e9:F2} GB checkpoint to '{workRoot}', which has only {free / 1e9:F2} GB free; pass --work DIR on a disk with room.");
+    Console.WriteLine($"writing a {needed / 1e9:F2} GB bf16 checkpoint to {workRoot} ({free / 1e9:F1} GB free)");
+    checkpointFolder = Path.Combine(workRoot, $"pip-benchmark-{Guid.NewGuid():N}");
     var sw = Stopwatch.StartNew();
-    var model = LlamaForCausalLM.CreateRandom(config, seed: 1, dtype: dtype);
+    RandomCheckpoint.Write(checkpointFolder, config, seed: 1, ScalarType.BFloat16);
+    Console.WriteLine($"checkpoint written in {sw.Elapsed.TotalSeconds:F1} s; peak RSS while writing {Rss("VmHWM") / 1e9:F2} GB");
+
+    long checkpointBytes = Directory.GetFiles(checkpointFolder, "*.safetensors").Sum(f => new FileInfo(f).Length);
+    bool reset = ResetPeak();
+    double before = Rss("VmRSS");
+    sw.Restart();
+    var loaded = TorchCausalLM.Load(checkpointFolder, dtype);
+    var model = loaded.Module;
     var counts = model.CountParameters();
-    Console.WriteLine($"model: {counts.Total / 1e9:F3} B parameters, {dtype} weights {counts.Total * (double)elementBytes / 1e9:F2} GB, made in {sw.Elapsed.TotalSeconds:F1} s; RSS {Rss("VmRSS") / 1e9:F2} GB");
+    double weights = counts.Total * (double)elementBytes;
+    double peak = Rss("VmHWM");
+    Console.WriteLine($"model: {counts.Total / 1e9:F3} B parameters, {dtype} weights {weights / 1e9:F2} GB, loaded in {sw.Elapsed.TotalSeconds:F1} s");
+    Console.WriteLine(reset
+        ? $"load: peak RSS {peak / 1e9:F2} GB (before loading {before / 1e9:F2} GB) = {peak / checkpointBytes:F2} x the {checkpointBytes / 1e9:F2} GB checkpoint = {peak / weights:F2} x the weights in memory"
+        : "load: the peak could not be reset (/proc/self/clear_refs); peaks below include writing the checkpoint");
+    ResetPeak();
     return model;
+}
+
+// Resets VmHWM to the current RSS (Linux: write 5 to /proc/self/clear_refs).
+static bool ResetPeak()
+{
+    try
+    {
+        File.WriteAllText("/proc/self/clear_refs", "5");
+        return true;
+    }
+    catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+    {
+        return false;
+    }
 }
 
 void PerplexityThroughput(int tokens, int window)

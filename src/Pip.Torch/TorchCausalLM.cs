@@ -21,11 +21,7 @@ namespace Pip.Torch;
 public sealed partial class TorchCausalLM : IWidthPrunableModel, IDisposable
 {
     /// <summary>Files besides config and weights that make a model folder usable, copied on save when present.</summary>
-    public static readonly IReadOnlyList<string> CompanionFiles =
-    [
-        "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json",
-        "tokenizer.model", "vocab.json", "merges.txt", "added_tokens.json",
-    ];
+    public static readonly IReadOnlyList<string> CompanionFiles = CheckpointFolder.CompanionFileNames;
 
     private readonly List<int> _originalIndices;
 
@@ -110,7 +106,7 @@ public sealed partial class TorchCausalLM : IWidthPrunableModel, IDisposable
         using var checkpoint = CheckpointFolder.Open(folder);
         var config = checkpoint.LoadModelConfig();
         ConfigWeightsCheck.Check(checkpoint, config);
-        var type = TorchPrecision.Resolve(options.Dtype, DtypeOf(config), device);
+        var type = TorchPrecision.Resolve(options.Dtype, DtypeOf(config), device, config);
         HfTokenizer? tokenizer = File.Exists(Path.Combine(folder, "tokenizer.json")) ? HfTokenizer.Load(folder) : null;
         cancellationToken.ThrowIfCancellationRequested();
         ICausalLMModule module = config switch
@@ -122,25 +118,12 @@ public sealed partial class TorchCausalLM : IWidthPrunableModel, IDisposable
         IReadOnlyList<NonFiniteTensor> nonFinite;
         try
         {
-            // The include filter is asked once per tensor, before it is read: the load stops at the next tensor when cancelled.
-            var weights = TorchSafeTensors.Load(checkpoint, device, type, _ =>
-            {
-                cancellationToken.ThrowIfCancellationRequested();
-                return true;
-            });
-            try
-            {
-                nonFinite = NonFiniteWeights.Find(checkpoint, weights, cancellationToken);
-                if (nonFinite.Count > 0 && !options.AllowNonFiniteWeights)
-                    throw NonFiniteWeights.Error(nonFinite);
-                foreach (var tensor in nonFinite)
-                    options.Logger?.LogWarning("Loading non-finite weights as asked: {Tensor}.", tensor);
-                module.LoadWeights(weights);
-            }
-            finally
-            {
-                foreach (var w in weights.Values) w.Dispose();
-            }
+            var weights = LoadWeightsInPlace(module, checkpoint, cancellationToken);
+            nonFinite = NonFiniteWeights.Find(checkpoint, weights, cancellationToken);
+            if (nonFinite.Count > 0 && !options.AllowNonFiniteWeights)
+                throw NonFiniteWeights.Error(nonFinite);
+            foreach (var tensor in nonFinite)
+                options.Logger?.LogWarning("Loading non-finite weights as asked: {Tensor}.", tensor);
         }
         catch
         {
@@ -156,6 +139,22 @@ public sealed partial class TorchCausalLM : IWidthPrunableModel, IDisposable
     /// <see cref="TorchLoadOptions.AllowNonFiniteWeights"/>); empty otherwise.
     /// </summary>
     public IReadOnlyList<NonFiniteTensor> NonFiniteTensors { get; private init; } = [];
+
+    /// <summary>
+    /// Fills a module's parameters straight from a checkpoint's files: names and shapes are matched first
+    /// (<see cref="ICausalLMModule.WeightTargets"/>, strict), then each tensor is read into its parameter's storage
+    /// (<see cref="TorchSafeTensors.LoadInto(CheckpointFolder, IReadOnlyDictionary{string, Tensor}, CancellationToken)"/>),
+    /// so loading costs the parameters' memory plus one small staging buffer, not a second copy of the weights.
+    /// Cancellation is checked between tensors.
+    /// </summary>
+    /// <returns>The filled parameters by checkpoint tensor name.</returns>
+    private static IReadOnlyDictionary<string, Tensor> LoadWeightsInPlace(ICausalLMModule module, CheckpointFolder checkpoint, CancellationToken cancellationToken)
+    {
+        var shapes = checkpoint.TensorNames.ToDictionary(n => n, n => checkpoint.GetInfo(n).Shape, StringComparer.Ordinal);
+        var targets = module.WeightTargets(shapes);
+        TorchSafeTensors.LoadInto(checkpoint, targets, cancellationToken);
+        return targets;
+    }
 
     /// <summary>The parameter type a config asks for (<c>torch_dtype</c>), float32 when absent.</summary>
     /// <param name="config">The configuration.</param>

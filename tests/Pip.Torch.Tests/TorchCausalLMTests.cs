@@ -121,7 +121,7 @@ public sealed class TorchCausalLMTests : IDisposable
 
         using (var automatic = TorchCausalLM.Load(first))
         {
-            automatic.Module.Dtype.Should().Be(TorchPrecision.Resolve(null, dtype), "without a requested type the stored one is used where it is fast");
+            automatic.Module.Dtype.Should().Be(TorchPrecision.Resolve(null, dtype, null, original.ModelConfig), "without a requested type the stored one is used where it is fast at the model's shapes");
         }
 
         using var loaded = TorchCausalLM.Load(first, dtype);

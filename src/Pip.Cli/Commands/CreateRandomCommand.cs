@@ -3,17 +3,16 @@ using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Pip.Checkpoints;
 using Pip.Cli.Infrastructure;
-using Pip.Torch;
 using Pip.Torch.Checkpoints;
-using Pip.Torch.Models;
 using Pip.Tokenization;
 using static TorchSharp.torch;
 
 namespace Pip.Cli.Commands;
 
 /// <summary>
-/// <c>create-random</c>: writes a randomly initialised Llama or OPT checkpoint (config.json, model.safetensors) with a
-/// byte-level BPE tokenizer, for tests and benchmarks.
+/// <c>create-random</c>: writes a randomly initialised Llama or OPT checkpoint (config.json, safetensors weights,
+/// sharded above 5 GB) with a byte-level BPE tokenizer, for tests and benchmarks. The weights are drawn and written
+/// tensor by tensor (<see cref="RandomCheckpoint"/>), so a model of any size fits: the whole model is never in memory.
 /// </summary>
 internal static class CreateRandomCommand
 {
@@ -28,10 +27,15 @@ internal static class CreateRandomCommand
         var output = CommonOptions.Out("The checkpoint folder to create (written atomically).");
         var preset = new Option<string>("--preset")
         {
-            Description = "The model shape: tiny (~0.25 M parameters, for tests), small (~28 M), llama-3.2-1b (the shape of Llama-3.2-1B) or opt-tiny (an OPT model of ~0.2 M parameters).",
+            Description = "The model shape: tiny (~0.25 M parameters, for tests), small (~28 M), llama-3.2-1b (the shape of Llama-3.2-1B), llama3-8b (Llama-3.1-8B: hidden 4096, 32 layers, untied), llama3-70b (Llama-3.1-70B: hidden 8192, 80 layers) or opt-tiny (an OPT model of ~0.2 M parameters).",
             DefaultValueFactory = _ => "tiny",
         };
         preset.AcceptOnlyFromAmong([.. ModelPresets.Names]);
+        var layers = new Option<int?>("--layers")
+        {
+            Description = "Override the preset's number of decoder layers (e.g. 8 layers of llama3-8b's width for a benchmark).",
+            HelpName = "N",
+        }.AtLeast(1);
         var seed = new Option<long>("--seed") { Description = "The random seed of the weights.", DefaultValueFactory = _ => 0 };
         var dtype = CommonOptions.Dtype("The type to create and store the weights in (default float32).");
         var corpus = new Option<string?>("--tokenizer-corpus")
@@ -49,7 +53,7 @@ internal static class CreateRandomCommand
 
         var command = new Command("create-random", "Write a randomly initialised Llama or OPT checkpoint (config, safetensors weights, tokenizer).")
         {
-            output, preset, seed, dtype, corpus, tokenizerVocab, overwrite, json,
+            output, preset, layers, seed, dtype, corpus, tokenizerVocab, overwrite, json,
         };
         CommandRunner.SetBody(command, context, run =>
         {
@@ -58,6 +62,15 @@ internal static class CreateRandomCommand
             var presetName = run.Require(preset);
             var type = run.Get(dtype) ?? ScalarType.Float32;
             var config = ModelPresets.Get(presetName);
+            if (run.Get(layers) is { } layerCount)
+            {
+                config = config switch
+                {
+                    OptConfig opt => opt with { NumHiddenLayers = layerCount },
+                    LlamaConfig llama => llama with { NumHiddenLayers = layerCount },
+                    _ => throw new InvalidOperationException($"Preset '{presetName}' has an unknown configuration type."),
+                };
+            }
             var clock = Stopwatch.StartNew();
 
             {
@@ -76,23 +89,15 @@ internal static class CreateRandomCommand
 
                 run.Logger.LogInformation("Creating a random {Preset} model ({Layers} layers, hidden {Hidden}, vocabulary {Vocab}) in {Dtype}, seed {Seed}.",
                     presetName, config.NumHiddenLayers, config.HiddenSize, config.VocabSize, CommonOptions.DtypeName(type), run.Get(seed));
-                ICausalLMModule module = config switch
-                {
-                    OptConfig opt => OptForCausalLM.CreateRandom(opt, run.Get(seed), type),
-                    _ => LlamaForCausalLM.CreateRandom((LlamaConfig)config, run.Get(seed), type),
-                };
-                using var model = new TorchCausalLM(module, tokenizer: null);
-                ct.ThrowIfCancellationRequested();
-                run.Logger.LogInformation("Writing {Folder}.", folder);
+                run.Logger.LogInformation("Writing {Folder} tensor by tensor.", folder);
                 // The tokenizer files are written straight into the checkpoint's own temporary folder: no staging folder to leave behind.
-                TorchSafeTensors.Save(folder, model.ModelConfig.WithTorchDtype(CommonOptions.DtypeName(type)), model.Model.NamedWeights(),
-                    new CheckpointSaveOptions
-                    {
-                        Overwrite = run.Get(overwrite),
-                        WriteExtraFiles = (temp, _) => HfTokenizerWriter.WriteByteLevelBpe(temp, tokenizer, BosToken, EosToken, addBosToken: true),
-                    }, type, ct);
+                var parameters = RandomCheckpoint.Write(folder, config, run.Get(seed), type, options: new CheckpointSaveOptions
+                {
+                    Overwrite = run.Get(overwrite),
+                    WriteExtraFiles = (temp, _) => HfTokenizerWriter.WriteByteLevelBpe(temp, tokenizer, BosToken, EosToken, addBosToken: true),
+                }, cancellationToken: ct);
 
-                var result = new CreateRandomResult(folder, presetName, CommonOptions.DtypeName(type), run.Get(seed), model.ParameterCount,
+                var result = new CreateRandomResult(folder, presetName, CommonOptions.DtypeName(type), run.Get(seed), parameters,
                     config.NumHiddenLayers, config.VocabSize, tokenizer.Tokens.Count, tokenizer.Merges.Count, Math.Round(clock.Elapsed.TotalSeconds, 3));
                 if (run.Get(json)) ResultWriter.WriteJson(run.Out, result);
                 else

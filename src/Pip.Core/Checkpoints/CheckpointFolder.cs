@@ -18,6 +18,14 @@ public sealed class CheckpointFolder : IDisposable
     /// <summary>The file name of the model configuration.</summary>
     public const string ConfigFileName = "config.json";
 
+    /// <summary>Files besides config and weights that make a model folder usable (tokenizer, generation config), copied
+    /// along when a checkpoint is saved from another.</summary>
+    public static readonly IReadOnlyList<string> CompanionFileNames =
+    [
+        "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json",
+        "tokenizer.model", "vocab.json", "merges.txt", "added_tokens.json",
+    ];
+
     private static readonly string[] PickleNames = ["pytorch_model.bin", "pytorch_model.bin.index.json", "model.bin", "consolidated.00.pth", "model.pt", "model.pth", "model.ckpt"];
     private static readonly string[] PickleExtensions = [".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle"];
 

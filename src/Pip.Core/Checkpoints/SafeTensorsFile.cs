@@ -1,4 +1,5 @@
 using System.IO.MemoryMappedFiles;
+using Microsoft.Win32.SafeHandles;
 using System.Text.Json;
 using System.Text.Unicode;
 
@@ -15,6 +16,9 @@ namespace Pip.Checkpoints;
 /// section) with <c>end - begin == product(shape) × element size</c>; tensors may not overlap and names may not repeat;
 /// <c>__metadata__</c> must map strings to strings. Every violation is a <see cref="CheckpointFormatException"/>.
 /// Gaps between tensors are tolerated.</para>
+/// <para><see cref="ReadBytes"/> reads with positional file reads instead of through the mapping, so the bytes land
+/// directly in the caller's buffer (a tensor's storage, say) and no page of the mapping becomes resident in this
+/// process: loading a model that way costs the model's memory once, not twice.</para>
 /// <para>Spans and pointers handed out stay valid only until <see cref="Dispose"/>. The instance is safe for
 /// concurrent reads; do not dispose it while it is being read.</para>
 /// </remarks>
@@ -28,12 +32,14 @@ public sealed unsafe class SafeTensorsFile : IDisposable
     private readonly MemoryMappedFile _map;
     private readonly MemoryMappedViewAccessor _view;
     private readonly Dictionary<string, SafeTensorInfo> _byName;
+    private readonly SafeFileHandle _reader;
     private byte* _base;
     private int _disposed;
 
-    private SafeTensorsFile(string path, MemoryMappedFile map, MemoryMappedViewAccessor view, byte* basePointer, long fileLength)
+    private SafeTensorsFile(string path, MemoryMappedFile map, MemoryMappedViewAccessor view, byte* basePointer, long fileLength, SafeFileHandle reader)
     {
         FilePath = path;
+        _reader = reader;
         _map = map;
         _view = view;
         _base = basePointer;
@@ -72,6 +78,7 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         var stream = new FileStream(fullPath, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.RandomAccess);
         MemoryMappedFile? map = null;
         MemoryMappedViewAccessor? view = null;
+        SafeFileHandle? reader = null;
         SafeTensorsFile? file = null;
         try
         {
@@ -83,7 +90,8 @@ public sealed unsafe class SafeTensorsFile : IDisposable
             byte* pointer = null;
             view.SafeMemoryMappedViewHandle.AcquirePointer(ref pointer);
             pointer += view.PointerOffset;
-            file = new SafeTensorsFile(fullPath, map, view, pointer, length);
+            reader = File.OpenHandle(fullPath, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.None);
+            file = new SafeTensorsFile(fullPath, map, view, pointer, length, reader);
             file.ParseHeader();
             return file;
         }
@@ -93,6 +101,7 @@ public sealed unsafe class SafeTensorsFile : IDisposable
                 file.Dispose();
             else
             {
+                reader?.Dispose();
                 view?.Dispose();
                 map?.Dispose();
                 stream.Dispose();
@@ -145,6 +154,34 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         return _base + DataOffset + info.Begin;
     }
 
+    /// <summary>
+    /// Reads part of a tensor's bytes into a buffer with positional file reads (not through the mapping), so that the
+    /// bytes are copied once, from the file (or the page cache) straight into <paramref name="destination"/>.
+    /// </summary>
+    /// <param name="name">The tensor name.</param>
+    /// <param name="offset">The offset into the tensor's bytes.</param>
+    /// <param name="destination">The buffer; exactly its length is read.</param>
+    /// <exception cref="KeyNotFoundException">The file has no such tensor.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">The range runs outside the tensor's bytes.</exception>
+    /// <exception cref="CheckpointFormatException">The file ended early (it was truncated after it was opened).</exception>
+    /// <remarks>Safe for concurrent calls.</remarks>
+    public void ReadBytes(string name, long offset, Span<byte> destination)
+    {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        var info = GetInfo(name);
+        if (offset < 0 || offset > info.ByteLength || destination.Length > info.ByteLength - offset)
+            throw new ArgumentOutOfRangeException(nameof(offset), $"Bytes [{offset}, {offset + destination.Length}) lie outside the {info.ByteLength} bytes of tensor '{name}' of '{FilePath}'.");
+        var position = DataOffset + info.Begin + offset;
+        while (!destination.IsEmpty)
+        {
+            var read = RandomAccess.Read(_reader, destination, position);
+            if (read <= 0)
+                throw Error($"the file ended at byte {position} while reading the tensor; was it truncated after it was opened?", name);
+            destination = destination[read..];
+            position += read;
+        }
+    }
+
     /// <summary>Releases the mapping and the file.</summary>
     public void Dispose()
     {
@@ -157,6 +194,7 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         }
         _view.Dispose();
         _map.Dispose();
+        _reader.Dispose();
     }
 
     private CheckpointFormatException Error(string problem, string? tensor = null) => new(FilePath, problem, tensor);

@@ -6,14 +6,23 @@ namespace Pip.Torch.Checkpoints;
 
 /// <summary>Loads safetensors checkpoints into TorchSharp tensors and saves tensors as Hugging Face checkpoints.</summary>
 /// <remarks>
-/// Loading copies each tensor's bytes once, straight from the memory-mapped file into the storage of a new CPU tensor
-/// (then converts/moves it if asked); saving streams each tensor's bytes straight from its storage to the file. No
-/// managed copy of a tensor is made either way.
+/// <para>Loading reads each tensor's bytes once, with positional file reads (<see cref="SafeTensorsFile.ReadBytes"/>),
+/// straight into the storage of a tensor allocated once in the target type: no whole-file copy, no resident pages of
+/// the mapping, no intermediate copy when the target type is the stored one. When the type or device differs, the
+/// bytes pass through one small staging buffer (<see cref="StagingBytes"/>) and are converted piece by piece, so the
+/// peak is the target tensors plus that buffer. <see cref="LoadInto(CheckpointFolder, IReadOnlyDictionary{string, Tensor}, CancellationToken)"/>
+/// fills tensors that already exist (a model's parameters), which is how <see cref="TorchCausalLM.Load(string, TorchLoadOptions, CancellationToken)"/> loads a model
+/// at the memory of its weights.</para>
+/// <para>Saving streams each tensor's bytes straight from its storage to the file. No managed copy of a tensor is
+/// made either way.</para>
 /// </remarks>
 public static class TorchSafeTensors
 {
     /// <summary>The largest piece copied at once (tensors above it are copied in pieces).</summary>
     private const long ChunkBytes = 1L << 30;
+
+    /// <summary>The size of the staging buffer used when a tensor is converted or moved while loading: 64 MiB.</summary>
+    public const long StagingBytes = 64L << 20;
 
     /// <summary>Loads every tensor of a checkpoint.</summary>
     /// <param name="folder">The open checkpoint.</param>
@@ -78,31 +87,101 @@ public static class TorchSafeTensors
     public static Tensor LoadTensor(SafeTensorsFile file, string name, Device? device = null, ScalarType? dtype = null) =>
         LoadTensor(file, name, device, dtype, ChunkBytes);
 
-    internal static unsafe Tensor LoadTensor(SafeTensorsFile file, string name, Device? device, ScalarType? dtype, long chunkBytes)
+    internal static Tensor LoadTensor(SafeTensorsFile file, string name, Device? device, ScalarType? dtype, long chunkBytes)
     {
         ArgumentNullException.ThrowIfNull(file);
         CheckTargetType(dtype);
         var info = file.GetInfo(name);
         var storedType = ToScalarType(info.DType);
         var targetType = dtype is { } d && info.DType.IsFloatingPoint() ? d : storedType;
-        var targetDevice = device ?? CPU;
-
-        var cpu = empty(info.Shape, storedType, CPU);
+        var result = empty(info.Shape, targetType, device ?? CPU);
         try
         {
-            var source = file.GetPointer(name, out var length);
-            CopyInto(cpu, source, length, chunkBytes);
-            if (targetType == storedType && targetDevice.type == DeviceType.CPU)
-                return cpu;
-            var moved = cpu.to(targetType, targetDevice);
-            cpu.Dispose();
-            return moved;
+            ReadInto(file, info, result, chunkBytes, Math.Min(chunkBytes, StagingBytes), CancellationToken.None);
+            return result;
         }
         catch
         {
-            cpu.Dispose();
+            result.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// Fills existing tensors (a model's parameters, say) with a checkpoint's tensors, in file order, reading each
+    /// tensor's bytes straight into the destination's storage when it is a contiguous CPU tensor of the stored type, and
+    /// through a <see cref="StagingBytes"/> buffer (converting type and moving device piece by piece) otherwise.
+    /// </summary>
+    /// <param name="folder">The open checkpoint.</param>
+    /// <param name="destinations">Checkpoint tensor name → the tensor to fill, of the same shape (any floating type and
+    /// device for a floating-point tensor; the stored type for integer and boolean tensors). Written under no_grad.</param>
+    /// <param name="cancellationToken">Cancels the load between pieces; the destinations are then partly filled.</param>
+    /// <exception cref="KeyNotFoundException">The checkpoint has no tensor of a given name.</exception>
+    /// <exception cref="CheckpointFormatException">A shape differs from the destination's, a type cannot be converted,
+    /// or a weight file is malformed or truncated; the message names the file and the tensor.</exception>
+    public static void LoadInto(CheckpointFolder folder, IReadOnlyDictionary<string, Tensor> destinations, CancellationToken cancellationToken = default) =>
+        LoadInto(folder, destinations, ChunkBytes, StagingBytes, cancellationToken);
+
+    internal static void LoadInto(CheckpointFolder folder, IReadOnlyDictionary<string, Tensor> destinations, long chunkBytes, long stagingBytes, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(folder);
+        ArgumentNullException.ThrowIfNull(destinations);
+        var work = destinations
+            .Select(p => (File: folder.GetFile(p.Key), Name: p.Key, Destination: p.Value ?? throw new ArgumentException($"The destination of '{p.Key}' is null.", nameof(destinations))))
+            .Select(w => (w.File, Info: w.File.GetInfo(w.Name), w.Destination))
+            .OrderBy(w => w.File.FilePath, StringComparer.Ordinal)
+            .ThenBy(w => w.Info.Begin)
+            .ToList();
+        foreach (var (file, info, destination) in work)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            ReadInto(file, info, destination, chunkBytes, stagingBytes, cancellationToken);
+        }
+    }
+
+    private static void ReadInto(SafeTensorsFile file, SafeTensorInfo info, Tensor destination, long chunkBytes, long stagingBytes, CancellationToken cancellationToken)
+    {
+        var storedType = ToScalarType(info.DType);
+        if (!destination.shape.SequenceEqual(info.Shape))
+            throw new CheckpointFormatException(file.FilePath, $"the tensor has shape [{string.Join(", ", info.Shape)}] but the model expects [{string.Join(", ", destination.shape)}]", info.Name);
+        if (destination.dtype != storedType && !(info.DType.IsFloatingPoint() && destination.is_floating_point()))
+            throw new CheckpointFormatException(file.FilePath, $"the tensor is {info.DType.ToHeaderString()} and cannot be loaded into a {destination.dtype} tensor", info.Name);
+        if (info.ByteLength == 0)
+            return;
+
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        var elementSize = info.DType.ElementSize();
+        var count = info.ElementCount;
+        if (destination.dtype == storedType && destination.device_type == DeviceType.CPU && destination.is_contiguous())
+        {
+            // The common case: straight from the file into the tensor's own storage, nothing in between.
+            var whole = destination.view(-1);
+            var pieceElements = Math.Max(1, Math.Min(chunkBytes, int.MaxValue) / elementSize);
+            for (long start = 0; start < count; start += pieceElements)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                using var part = whole.narrow(0, start, Math.Min(pieceElements, count - start));
+                file.ReadBytes(info.Name, start * elementSize, part.bytes);
+            }
+            return;
+        }
+
+        var chunkElements = Math.Max(1, Math.Min(stagingBytes, int.MaxValue) / elementSize);
+        var staging = empty(Math.Min(chunkElements, count), storedType, CPU);
+        // A non-contiguous destination is filled through a contiguous copy of itself.
+        var flat = destination.is_contiguous() ? destination.view(-1) : empty(count, destination.dtype, destination.device);
+        for (long start = 0; start < count; start += chunkElements)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var n = Math.Min(chunkElements, count - start);
+            using var source = staging.narrow(0, 0, n);
+            file.ReadBytes(info.Name, start * elementSize, source.bytes);
+            using var part = flat.narrow(0, start, n);
+            part.copy_(source);
+        }
+        if (!destination.is_contiguous())
+            destination.copy_(flat.view(destination.shape));
     }
 
     /// <summary>Saves tensors as a Hugging Face checkpoint folder (config.json, safetensors weights, extra files), all or nothing.</summary>
@@ -187,22 +266,6 @@ public static class TorchSafeTensors
     {
         if (dtype is { } d && d is not (ScalarType.Float32 or ScalarType.Float16 or ScalarType.BFloat16 or ScalarType.Float64))
             throw new ArgumentException($"The target type must be Float32, Float16, BFloat16 or Float64, not {d}.", nameof(dtype));
-    }
-
-    private static unsafe void CopyInto(Tensor destination, byte* source, long length, long chunkBytes)
-    {
-        if (length == 0)
-            return;
-        var elementSize = destination.ElementSize;
-        using var flat = destination.view(-1);
-        var chunkElements = Math.Max(1, chunkBytes / elementSize);
-        var count = flat.numel();
-        for (long start = 0; start < count; start += chunkElements)
-        {
-            var n = Math.Min(chunkElements, count - start);
-            using var part = flat.narrow(0, start, n);
-            new ReadOnlySpan<byte>(source + start * elementSize, checked((int)(n * elementSize))).CopyTo(part.bytes);
-        }
     }
 
     private static void WriteTensor(Tensor tensor, ScalarType targetType, Stream stream, long chunkBytes, CancellationToken cancellationToken)

@@ -82,6 +82,14 @@ public interface ICausalLMModule : IDisposable
     /// <param name="weights">Name → tensor.</param>
     void LoadWeights(IReadOnlyDictionary<string, Tensor> weights);
 
+    /// <summary>
+    /// Matches a checkpoint's tensor names and shapes against the parameters, strictly (as <see cref="LoadWeights"/>),
+    /// without reading weights; returns checkpoint tensor name → the live parameter to fill in place.
+    /// </summary>
+    /// <param name="checkpointShapes">Checkpoint tensor name → shape.</param>
+    /// <returns>Checkpoint tensor name → parameter (do not dispose).</returns>
+    IReadOnlyDictionary<string, Tensor> WeightTargets(IReadOnlyDictionary<string, long[]> checkpointShapes);
+
     /// <summary>Counts parameters: total, embeddings, untied head, final norm, each layer.</summary>
     /// <returns>The counts.</returns>
     ParameterCounts CountParameters();

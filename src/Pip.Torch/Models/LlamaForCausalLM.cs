@@ -244,23 +244,40 @@ public sealed class LlamaForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>,
 
     /// <summary>
     /// Copies weights (keyed by Hugging Face names) into the parameters, converting type and device as needed, under
-    /// no_grad. Strict: every parameter must be present with the same shape and no other key may be given, except
-    /// that <c>lm_head.weight</c> is ignored when the embeddings are tied (some checkpoints store it anyway) and keys
-    /// ending in <c>rotary_emb.inv_freq</c> (old checkpoints) are ignored, as transformers does.
+    /// no_grad. Strict, as <see cref="WeightTargets"/> says.
     /// </summary>
     /// <param name="weights">Name → tensor. The tensors are not disposed or kept.</param>
     /// <exception cref="ArgumentException">Names are missing or unexpected, or shapes differ; the message lists them all.</exception>
     public void LoadWeights(IReadOnlyDictionary<string, Tensor> weights)
     {
         ArgumentNullException.ThrowIfNull(weights);
+        var targets = WeightTargets(weights.ToDictionary(p => p.Key, p => p.Value.shape, StringComparer.Ordinal));
+        using var noGrad = no_grad();
+        foreach (var (name, p) in targets) p.copy_(weights[name]);
+    }
+
+    /// <summary>
+    /// Matches a checkpoint's tensor names and shapes against the parameters, strictly, without reading any weights:
+    /// every parameter must be present with the same shape and no other key may be given, except that
+    /// <c>lm_head.weight</c> is ignored when the embeddings are tied (some checkpoints store it anyway) and keys
+    /// ending in <c>rotary_emb.inv_freq</c> (old checkpoints) are ignored, as transformers does. Loading in place
+    /// (<see cref="Checkpoints.TorchSafeTensors.LoadInto(CheckpointFolder, IReadOnlyDictionary{string, Tensor}, CancellationToken)"/>)
+    /// fills the returned parameters straight from the files.
+    /// </summary>
+    /// <param name="checkpointShapes">Checkpoint tensor name → shape.</param>
+    /// <returns>Checkpoint tensor name → the live parameter it fills (do not dispose).</returns>
+    /// <exception cref="ArgumentException">Names are missing or unexpected, or shapes differ; the message lists them all.</exception>
+    public IReadOnlyDictionary<string, Tensor> WeightTargets(IReadOnlyDictionary<string, long[]> checkpointShapes)
+    {
+        ArgumentNullException.ThrowIfNull(checkpointShapes);
         var own = NamedWeights();
-        var missing = own.Keys.Where(k => !weights.ContainsKey(k)).ToList();
-        var unexpected = weights.Keys.Where(k => !own.ContainsKey(k) && !IsIgnorable(k)).OrderBy(k => k, StringComparer.Ordinal).ToList();
+        var missing = own.Keys.Where(k => !checkpointShapes.ContainsKey(k)).ToList();
+        var unexpected = checkpointShapes.Keys.Where(k => !own.ContainsKey(k) && !IsIgnorable(k)).OrderBy(k => k, StringComparer.Ordinal).ToList();
         var mismatched = new List<string>();
         foreach (var (name, p) in own)
         {
-            if (weights.TryGetValue(name, out var t) && !t.shape.SequenceEqual(p.shape))
-                mismatched.Add($"{name}: checkpoint {ModelParts.Shape(t.shape)}, model {ModelParts.Shape(p.shape)}");
+            if (checkpointShapes.TryGetValue(name, out var shape) && !shape.SequenceEqual(p.shape))
+                mismatched.Add($"{name}: checkpoint {ModelParts.Shape(shape)}, model {ModelParts.Shape(p.shape)}");
         }
         if (missing.Count + unexpected.Count + mismatched.Count > 0)
         {
@@ -270,13 +287,12 @@ public sealed class LlamaForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>,
             AppendList(message, "Missing", missing);
             AppendList(message, "Unexpected", unexpected);
             AppendList(message, "Shape mismatch", mismatched);
-            throw new ArgumentException(message.ToString(), nameof(weights));
+            throw new ArgumentException(message.ToString(), nameof(checkpointShapes));
         }
-        using var noGrad = no_grad();
-        foreach (var (name, p) in own) p.copy_(weights[name]);
+        return own;
 
         bool IsIgnorable(string key) =>
-            (Config.TieWordEmbeddings && key == LmHeadWeightName && weights[key].shape.SequenceEqual(model.EmbedTokens.Weight.shape))
+            (Config.TieWordEmbeddings && key == LmHeadWeightName && checkpointShapes[key].SequenceEqual(model.EmbedTokens.Weight.shape))
             || key.EndsWith("rotary_emb.inv_freq", StringComparison.Ordinal);
     }
 

@@ -191,29 +191,45 @@ public sealed class OptForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>, I
     }
 
     /// <summary>
-    /// Copies weights (keyed by Hugging Face names) into the parameters under no_grad, converting type and device.
-    /// Strict: every parameter must be present with its shape and no other key may be given, except that
-    /// <c>lm_head.weight</c> is ignored when the embeddings are tied (if it has the embedding's shape). Checkpoints
-    /// saved from <c>OPTModel</c> (keys <c>decoder.*</c> without the <c>model.</c> prefix, as some original OPT
-    /// uploads) are accepted, as transformers accepts them.
+    /// Copies weights (keyed by Hugging Face names) into the parameters, converting type and device as needed, under
+    /// no_grad. Strict, as <see cref="WeightTargets"/> says.
     /// </summary>
     /// <param name="weights">Name → tensor. The tensors are not disposed or kept.</param>
     /// <exception cref="ArgumentException">Names are missing or unexpected, or shapes differ; the message lists them all.</exception>
     public void LoadWeights(IReadOnlyDictionary<string, Tensor> weights)
     {
         ArgumentNullException.ThrowIfNull(weights);
-        if (!weights.Keys.Any(k => k.StartsWith("model.", StringComparison.Ordinal)) && weights.Keys.Any(k => k.StartsWith("decoder.", StringComparison.Ordinal)))
-            weights = weights.ToDictionary(kv => kv.Key.StartsWith("decoder.", StringComparison.Ordinal) ? "model." + kv.Key : kv.Key, kv => kv.Value, StringComparer.Ordinal);
+        var targets = WeightTargets(weights.ToDictionary(p => p.Key, p => p.Value.shape, StringComparer.Ordinal));
+        using var noGrad = no_grad();
+        foreach (var (name, p) in targets) p.copy_(weights[name]);
+    }
+
+    /// <summary>
+    /// Matches a checkpoint's tensor names and shapes against the parameters, strictly, without reading any weights:
+    /// every parameter must be present with its shape and no other key may be given, except that
+    /// <c>lm_head.weight</c> is ignored when the embeddings are tied (if it has the embedding's shape). Checkpoints
+    /// saved from <c>OPTModel</c> (keys <c>decoder.*</c> without the <c>model.</c> prefix, as some original OPT
+    /// uploads) are accepted, as transformers accepts them.
+    /// </summary>
+    /// <param name="checkpointShapes">Checkpoint tensor name → shape.</param>
+    /// <returns>Checkpoint tensor name → the live parameter it fills (do not dispose).</returns>
+    /// <exception cref="ArgumentException">Names are missing or unexpected, or shapes differ; the message lists them all.</exception>
+    public IReadOnlyDictionary<string, Tensor> WeightTargets(IReadOnlyDictionary<string, long[]> checkpointShapes)
+    {
+        ArgumentNullException.ThrowIfNull(checkpointShapes);
+        var unprefixed = !checkpointShapes.Keys.Any(k => k.StartsWith("model.", StringComparison.Ordinal)) && checkpointShapes.Keys.Any(k => k.StartsWith("decoder.", StringComparison.Ordinal));
+        string OwnName(string key) => unprefixed && key.StartsWith("decoder.", StringComparison.Ordinal) ? "model." + key : key;
+        var shapes = checkpointShapes.ToDictionary(kv => OwnName(kv.Key), kv => kv.Value, StringComparer.Ordinal);
         var own = NamedWeights();
         var embedShape = model.Decoder.EmbedTokens.Weight.shape;
-        bool Ignorable(string key) => Config.TieWordEmbeddings && key == LmHeadWeightName && weights[key].shape.SequenceEqual(embedShape);
-        var missing = own.Keys.Where(k => !weights.ContainsKey(k)).ToList();
-        var unexpected = weights.Keys.Where(k => !own.ContainsKey(k) && !Ignorable(k)).OrderBy(k => k, StringComparer.Ordinal).ToList();
+        bool Ignorable(string key) => Config.TieWordEmbeddings && key == LmHeadWeightName && shapes[key].SequenceEqual(embedShape);
+        var missing = own.Keys.Where(k => !shapes.ContainsKey(k)).ToList();
+        var unexpected = shapes.Keys.Where(k => !own.ContainsKey(k) && !Ignorable(k)).OrderBy(k => k, StringComparer.Ordinal).ToList();
         var mismatched = new List<string>();
         foreach (var (name, p) in own)
         {
-            if (weights.TryGetValue(name, out var t) && !t.shape.SequenceEqual(p.shape))
-                mismatched.Add($"{name}: checkpoint {ModelParts.Shape(t.shape)}, model {ModelParts.Shape(p.shape)}");
+            if (shapes.TryGetValue(name, out var shape) && !shape.SequenceEqual(p.shape))
+                mismatched.Add($"{name}: checkpoint {ModelParts.Shape(shape)}, model {ModelParts.Shape(p.shape)}");
         }
         if (missing.Count + unexpected.Count + mismatched.Count > 0)
         {
@@ -223,10 +239,10 @@ public sealed class OptForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>, I
             Append(message, "Missing", missing);
             Append(message, "Unexpected", unexpected);
             Append(message, "Shape mismatch", mismatched);
-            throw new ArgumentException(message.ToString(), nameof(weights));
+            throw new ArgumentException(message.ToString(), nameof(checkpointShapes));
         }
-        using var noGrad = no_grad();
-        foreach (var (name, p) in own) p.copy_(weights[name]);
+        var byOwn = checkpointShapes.Keys.Where(k => own.ContainsKey(OwnName(k))).ToDictionary(k => k, k => own[OwnName(k)], StringComparer.Ordinal);
+        return byOwn;
     }
 
     private static void Append(StringBuilder message, string title, List<string> items)

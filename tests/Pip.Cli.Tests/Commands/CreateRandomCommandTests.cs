@@ -68,4 +68,31 @@ public sealed class CreateRandomCommandTests(TinyModelFixture fixture)
         run.Error.Should().Contain(corpus);
         Directory.Exists(Path.Combine(fixture.Root, "never")).Should().BeFalse();
     }
+
+    [Fact]
+    public async Task CreateRandom_LayersOverride_WritesThatManyLayers()
+    {
+        var folder = Path.Combine(fixture.Root, "two-layers");
+
+        var run = await CliRunner.RunAsync("create-random", "--out", folder, "--preset", "tiny", "--layers", "2", "--dtype", "bfloat16", "--json");
+
+        run.ExitCode.Should().Be(ExitCodes.Success, run.Error);
+        var config = LlamaConfigSerializer.Load(Path.Combine(folder, "config.json"));
+        config.NumHiddenLayers.Should().Be(2);
+        config.TorchDtype.Should().Be("bfloat16");
+        using var weights = CheckpointFolder.Open(folder);
+        weights.TensorNames.Should().Contain("model.layers.1.mlp.down_proj.weight").And.NotContain(n => n.StartsWith("model.layers.2.", StringComparison.Ordinal));
+        weights.GetInfo("model.layers.1.mlp.down_proj.weight").DType.Should().Be(SafeTensorDType.BF16);
+    }
+
+    [Fact]
+    public async Task CreateRandom_Llama3Presets_InHelpAndZeroLayersRefused()
+    {
+        var help = await CliRunner.RunAsync("create-random", "--help");
+        var zero = await CliRunner.RunAsync("create-random", "--out", Path.Combine(fixture.Root, "zero"), "--layers", "0");
+
+        help.Out.Should().Contain("llama3-8b").And.Contain("llama3-70b").And.Contain("--layers");
+        zero.ExitCode.Should().Be(ExitCodes.BadInput);
+        Directory.Exists(Path.Combine(fixture.Root, "zero")).Should().BeFalse();
+    }
 }

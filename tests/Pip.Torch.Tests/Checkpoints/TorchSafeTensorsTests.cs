@@ -63,6 +63,8 @@ public sealed class TorchSafeTensorsTests : IDisposable
 
     private static byte[] Bytes(Tensor t) => t.contiguous().bytes.ToArray();
 
+    private static Tensor NanAsZero(Tensor t) => where(t.isnan(), zeros_like(t), t);
+
     [Theory]
     [InlineData(1_000_000L, 1)]
     [InlineData(300L, 5)]
@@ -161,6 +163,58 @@ public sealed class TorchSafeTensorsTests : IDisposable
         file.GetBytes("w").ToArray().Should().Equal(Bytes(original));
         Bytes(loaded).Should().Equal(Bytes(original));
         loaded.shape.Should().Equal(5, 7);
+    }
+
+    [Theory]
+    [InlineData(1L << 30, 1L << 26)]
+    [InlineData(6L, 6L)]
+    [InlineData(2L, 1L)]
+    public void LoadInto_SameAndWiderTypes_FillsDestinationsBitExactInPieces(long chunkBytes, long stagingBytes)
+    {
+        using var scope = NewDisposeScope();
+        var tensors = Sample();
+        TorchSafeTensors.SaveFile(Path.Combine(_dir, "model.safetensors"), tensors);
+        using var folder = CheckpointFolder.Open(_dir);
+        var same = tensors.ToDictionary(p => p.Key, p => zeros(p.Value.shape, p.Value.dtype));
+        var wider = tensors.Where(p => p.Value.is_floating_point()).ToDictionary(p => p.Key, p => zeros(p.Value.shape, ScalarType.Float32));
+        var strided = zeros(16, 8, dtype: ScalarType.BFloat16).t(); // a non-contiguous destination of lm_head's shape [8, 16]
+
+        TorchSafeTensors.LoadInto(folder, same, chunkBytes, stagingBytes, CancellationToken.None);
+        TorchSafeTensors.LoadInto(folder, wider, chunkBytes, stagingBytes, CancellationToken.None);
+        TorchSafeTensors.LoadInto(folder, new Dictionary<string, Tensor> { ["lm_head.weight"] = strided }, chunkBytes, stagingBytes, CancellationToken.None);
+
+        foreach (var (name, original) in tensors)
+        {
+            Bytes(same[name]).Should().Equal(Bytes(original), name);
+            if (wider.TryGetValue(name, out var w))
+                Bytes(NanAsZero(w)).Should().Equal(Bytes(NanAsZero(original.to(ScalarType.Float32))), name); // NaN payloads may differ by conversion kernel
+        }
+        Bytes(strided).Should().Equal(Bytes(tensors["lm_head.weight"]));
+    }
+
+    [Fact]
+    public void LoadInto_ShapeDiffers_ThrowsNamingFileAndTensor()
+    {
+        using var scope = NewDisposeScope();
+        TorchSafeTensors.SaveFile(Path.Combine(_dir, "model.safetensors"), Sample());
+        using var folder = CheckpointFolder.Open(_dir);
+
+        var act = () => TorchSafeTensors.LoadInto(folder, new Dictionary<string, Tensor> { ["model.norm.weight"] = zeros(9) });
+
+        act.Should().Throw<CheckpointFormatException>()
+            .Which.Message.Should().Contain("model.safetensors").And.Contain("model.norm.weight").And.Contain("[8]").And.Contain("[9]");
+    }
+
+    [Fact]
+    public void LoadInto_IntegerIntoFloat_ThrowsNamingTypes()
+    {
+        using var scope = NewDisposeScope();
+        TorchSafeTensors.SaveFile(Path.Combine(_dir, "model.safetensors"), Sample());
+        using var folder = CheckpointFolder.Open(_dir);
+
+        var act = () => TorchSafeTensors.LoadInto(folder, new Dictionary<string, Tensor> { ["model.positions"] = zeros(5) });
+
+        act.Should().Throw<CheckpointFormatException>().Which.Message.Should().Contain("I64").And.Contain("Float32");
     }
 
     [Fact]
