@@ -154,6 +154,8 @@ internal static class PruneCommand
         var dtype = CommonOptions.Dtype("The type to compute in (default: the checkpoint's torch_dtype where this device computes it fast, else float32).");
         var saveDtype = CommonOptions.Dtype("The type to store the pruned weights in (default: the checkpoint's torch_dtype).", "--save-dtype");
         var device = CommonOptions.Device();
+        var stream = CommonOptions.Stream();
+        var memoryLimit = CommonOptions.MemoryLimit();
         var report = new Option<string?>("--report") { Description = $"Where to write the JSON report of the run. Default: {DefaultReportName} in the output folder.", HelpName = "FILE" };
         var overwrite = CommonOptions.Overwrite();
         var json = CommonOptions.Json();
@@ -162,7 +164,7 @@ internal static class PruneCommand
         {
             model, output, calibration, unit, mode, metric, strategy, ratio, layers, samples, maxTokens, norm, aggregation, sets, cvThreshold,
             noDiscriminator, perturber, rate, wordList, guardFirst, guardLast, units, allocation, groupReduction, layerStart, layerEnd, biasCompensation,
-            seed, dtype, saveDtype, device, report, overwrite, json,
+            seed, dtype, saveDtype, device, stream, memoryLimit, report, overwrite, json,
         };
         CommandRunner.SetBody(command, context, async run =>
         {
@@ -320,11 +322,12 @@ internal static class PruneCommand
 
             // 3. Calibration samples and the model.
             var calibrationSet = CalibrationSet.Load(calibrationFile, calibrationOptions, ct);
-            using var lm = ModelLoading.Load(modelFolder, run.Get(dtype), run.Require(device), run.Logger);
-            ModelLoading.RequireTokenizer(lm);
+            using var loaded = ModelStreaming.LoadOrStream(modelFolder, run.Get(dtype), run.Require(device), run.Get(stream), run.Get(memoryLimit), run.Logger, streamable: !width);
+            var lm = loaded.Model;
+            _ = loaded.Tokenizer;
             if (target.Layers is { } wanted && wanted >= lm.LayerCount)
                 throw new CliInputException($"--layers {wanted}: the model in '{modelFolder}' has {lm.LayerCount} layers; at most {lm.LayerCount - 1} can be removed (one always stays).");
-            var storedType = run.Get(saveDtype) ?? TorchCausalLM.DtypeOf(lm.ModelConfig);
+            var storedType = run.Get(saveDtype) ?? TorchCausalLM.DtypeOf(loaded.Config);
             calibrationSet = FitToTokens(calibrationSet, lm, metricOptions.MaxTokens);
             var sampleTokens = calibrationSet.Samples.Select(s => lm.Tokenize(s.Text).Count).ToArray();
             run.Logger.LogInformation("Calibration: {Count} samples from {File}, {Min}-{Max} tokens each (at most {MaxTokens}).",
@@ -338,7 +341,7 @@ internal static class PruneCommand
             {
                 try
                 {
-                    result = await widthPipeline.RunAsync(lm, calibrationSet, run.WithBars(new ProgressLogger(run.Logger, originalParameters), ProgressBars.Pruning), ct).ConfigureAwait(false);
+                    result = await widthPipeline.RunAsync(loaded.Resident!, calibrationSet, run.WithBars(new ProgressLogger(run.Logger, originalParameters), ProgressBars.Pruning), ct).ConfigureAwait(false);
                 }
                 catch (ArgumentException e) when (e is not ArgumentOutOfRangeException)
                 {
@@ -363,7 +366,7 @@ internal static class PruneCommand
             var staging = Path.Combine(Path.GetTempPath(), $"pip-prune-report-{Guid.NewGuid():N}");
             try
             {
-                var extras = lm.SourceFolder is null ? [] : TorchCausalLM.CompanionFiles.Select(f => Path.Combine(lm.SourceFolder, f)).Where(File.Exists).ToList();
+                var extras = loaded.Streamed is not null ? [] : TorchCausalLM.CompanionFiles.Select(f => Path.Combine(loaded.Folder, f)).Where(File.Exists).ToList();
                 if (reportInOut)
                 {
                     Directory.CreateDirectory(staging);
@@ -372,8 +375,16 @@ internal static class PruneCommand
                     extras.Add(staged);
                 }
 
-                var config = lm.ModelConfig.WithTorchDtype(CommonOptions.DtypeName(storedType));
-                TorchSafeTensors.Save(outFolder, config, lm.Model.NamedWeights(), new CheckpointSaveOptions { Overwrite = overwriting, ExtraFiles = extras }, storedType, ct);
+                if (loaded.Streamed is { } streamed)
+                {
+                    // The source checkpoint minus the removed layers, copied tensor by tensor from its files.
+                    streamed.Save(outFolder, storedType, overwriting, extras, ct);
+                }
+                else
+                {
+                    var config = loaded.Config.WithTorchDtype(CommonOptions.DtypeName(storedType));
+                    TorchSafeTensors.Save(outFolder, config, loaded.Resident!.Model.NamedWeights(), new CheckpointSaveOptions { Overwrite = overwriting, ExtraFiles = extras }, storedType, ct);
+                }
                 // The model is in place: the report outside it is written whatever happens now (a small, atomic write).
                 if (!reportInOut) await PruningReportJson.WriteAsync(result, reportFile, CancellationToken.None).ConfigureAwait(false);
             }

@@ -178,8 +178,9 @@ public sealed class StreamedCausalLM : IPrunableModel, IDisposable
     /// <param name="folder">The destination; refused if it exists and is not empty, unless <paramref name="overwrite"/>.</param>
     /// <param name="dtype">The type to store floating-point weights in; null for the checkpoint's types.</param>
     /// <param name="overwrite">Whether to replace an existing folder.</param>
+    /// <param name="extraFiles">Files to copy into the folder besides the source's tokenizer and companion files, or null.</param>
     /// <param name="cancellationToken">Cancels the save; nothing is left half-written.</param>
-    public void Save(string folder, ScalarType? dtype = null, bool overwrite = false, CancellationToken cancellationToken = default)
+    public void Save(string folder, ScalarType? dtype = null, bool overwrite = false, IReadOnlyList<string>? extraFiles = null, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(folder);
         var source = _stack.Folder;
@@ -217,7 +218,7 @@ public sealed class StreamedCausalLM : IPrunableModel, IDisposable
 
         var savedType = dtype ?? TorchCausalLM.DtypeOf(SourceConfig);
         var config = Config.WithTorchDtype(savedType switch { ScalarType.BFloat16 => "bfloat16", ScalarType.Float16 => "float16", _ => "float32" });
-        var extras = TorchCausalLM.CompanionFiles.Select(f => Path.Combine(SourceFolder, f)).Where(File.Exists).ToArray();
+        var extras = TorchCausalLM.CompanionFiles.Select(f => Path.Combine(SourceFolder, f)).Where(File.Exists).Concat(extraFiles ?? []).ToArray();
         CheckpointWriter.Save(folder, config, sources, new CheckpointSaveOptions { Overwrite = overwrite, ExtraFiles = extras }, cancellationToken);
     }
 
