@@ -33,7 +33,7 @@ public sealed class StreamingOptions
 /// folder is only read. The files must not change while it is open.</para>
 /// <para>Thread-safety: not thread-safe; one pass at a time.</para>
 /// </remarks>
-public sealed class StreamedCausalLM : IPrunableModel, IDisposable
+public sealed class StreamedCausalLM : IPrunableModel, ILayerSkipLossModel, IDisposable
 {
     private readonly CheckpointLayerStack _stack;
     private readonly List<int> _kept;
@@ -158,6 +158,16 @@ public sealed class StreamedCausalLM : IPrunableModel, IDisposable
         }
 
         return ValueTask.FromResult(nll / tokens);
+    }
+
+    /// <inheritdoc />
+    public ValueTask<IReadOnlyList<double>> ComputeLayerSkipLossesAsync(IReadOnlyList<IReadOnlyList<int>> sequences, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(sequences);
+        var usable = sequences.Where(s => s.Count >= 2).ToArray();
+        if (usable.Length == 0) throw new ArgumentException("No sequence has two or more tokens.", nameof(sequences));
+        var losses = LayerEngine.For(this).SkipEachLayer(usable, null, cancellationToken);
+        return ValueTask.FromResult<IReadOnlyList<double>>([losses.Dense, .. losses.Skipped]);
     }
 
     /// <inheritdoc />

@@ -65,6 +65,10 @@ public sealed class StreamedMetricsTests
         var sequences = Texts.Select(t => f.InMemory.Tokenize(t)).ToArray();
         var losses = f.Streamed.Engine.SkipEachLayer(sequences);
         var dense = await f.InMemory.ComputeLossAsync(sequences);
+        var inMemoryOnePass = await f.InMemory.ComputeLayerSkipLossesAsync(sequences);
+        var streamedOnePass = await f.Streamed.ComputeLayerSkipLossesAsync(sequences);
+        streamedOnePass.ShouldBeCloseTo([losses.Dense, .. losses.Skipped], 1e-12);
+        inMemoryOnePass.ShouldBeCloseTo(streamedOnePass, Relative);
         losses.Dense.Should().BeApproximately(dense, Relative * dense);
         for (int k = 0; k < f.InMemory.LayerCount; k++)
         {
