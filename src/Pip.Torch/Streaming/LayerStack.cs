@@ -169,6 +169,12 @@ internal sealed class CheckpointLayerStack : ILayerStack, IDisposable
 
     public CheckpointFolder Folder => _folder;
 
+    /// <summary>Seconds spent reading weights from the files (for benchmarks).</summary>
+    public double ReadSeconds { get; private set; }
+
+    /// <summary>Bytes read from the files (for benchmarks).</summary>
+    public long BytesRead { get; private set; }
+
     public long LayerParameterCount(int layer)
     {
         int original = OriginalLayerIndices[layer];
@@ -332,6 +338,7 @@ internal sealed class CheckpointLayerStack : ILayerStack, IDisposable
 
         long total = destination.numel() * destination.ElementSize;
         if (total == 0) return;
+        long started = System.Diagnostics.Stopwatch.GetTimestamp();
         using var flat = destination.view(-1);
         long chunkElements = (1L << 30) / destination.ElementSize;
         long count = flat.numel();
@@ -349,6 +356,9 @@ internal sealed class CheckpointLayerStack : ILayerStack, IDisposable
                 done += read;
             }
         }
+
+        ReadSeconds += System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds;
+        BytesRead += total;
     }
 
     public void Dispose()

@@ -48,6 +48,9 @@ public sealed class StreamedCausalLM : IPrunableModel, ILayerSkipLossModel, IDis
         Engine = new LayerEngine(stack);
     }
 
+    /// <summary>The layer source (read statistics for benchmarks).</summary>
+    internal CheckpointLayerStack Stack => _stack;
+
     /// <summary>The folder streamed from.</summary>
     public string SourceFolder { get; }
 
