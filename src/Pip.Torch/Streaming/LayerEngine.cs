@@ -20,7 +20,9 @@ namespace Pip.Torch.Streaming;
 /// loaded again, recomputed from its saved input, differentiated with <c>autograd.grad</c> for its parameters and its
 /// input; the callback reduces the parameter gradients, the input gradient is passed down, everything is released.
 /// So at most one layer's weights and gradients exist at a time when streaming, and never a full gradient copy of the
-/// model in either mode.</para>
+/// model in either mode. When the saved layer inputs of a streamed gradient pass exceed
+/// <see cref="StreamingOptions.SpillThresholdBytes"/> they are kept in a temporary file, so memory stays flat in the
+/// layer count.</para>
 /// <para>Ownership: an engine borrows its model (<see cref="For"/>); it owns nothing and needs no disposal, but must not
 /// outlive the model. Tensors handed to callbacks are valid only during the callback.</para>
 /// <para>Thread-safety: not thread-safe; one pass at a time. Cancellation is checked between layers.</para>
@@ -261,6 +263,9 @@ public sealed class LayerEngine
         using var scope = NewDisposeScope();
         var batches = combinations.Select(c => TokenBatch.Create(c.Sequences, Device)).ToArray();
         var contexts = batches.Select(b => _stack.CreateLayerContext(b.Length, b.Ids.shape[0])).ToArray();
+        long stateBytes = batches.Sum(b => b.Ids.numel()) * _stack.Config.HiddenSize * (ComputeType == ScalarType.Float32 ? 4L : 2L) * layers;
+        using var spill = recompute && stateBytes > _stack.SpillThresholdBytes ? new SpillFile(_stack.SpillDirectory) : null;
+        var spilled = new SpillFile.Entry[layers, n];
         try
         {
             var inputs = new Tensor[layers, n];
@@ -279,6 +284,11 @@ public sealed class LayerEngine
                         var output = _stack.ForwardLayer(lease, inputs[l, c], contexts[c]);
                         outputs[l, c] = recompute ? null : output;
                         hidden[c] = recompute ? output : output.detach();
+                        if (spill is not null)
+                        {
+                            spilled[l, c] = spill.Write(inputs[l, c]);
+                            inputs[l, c].Dispose();
+                        }
                     }
 
                     progress?.Report(new LayerPassProgress(LayerPassPhase.Forward, l + 1, layers));
@@ -308,6 +318,7 @@ public sealed class LayerEngine
                 {
                     using var layerScope = NewDisposeScope();
                     IList<Tensor> grads;
+                    if (spill is not null) inputs[l, c] = spill.Read(spilled[l, c], Device);
                     Tensor input = inputs[l, c];
                     using (enable_grad())
                     {

@@ -49,6 +49,12 @@ internal interface ILayerStack
 
     long LayerParameterCount(int layer);
 
+    /// <summary>Above this many bytes of layer-boundary hidden states, a gradient pass keeps them in a temporary file (resident: never).</summary>
+    long SpillThresholdBytes { get; }
+
+    /// <summary>Where spill files go; null for the system's temporary folder.</summary>
+    string? SpillDirectory { get; }
+
     /// <summary>Vocabulary rows of the head computed at once (the whole vocabulary for a resident model).</summary>
     long HeadChunkRows { get; }
 
@@ -82,6 +88,10 @@ internal sealed class ResidentLayerStack(ICausalLMModule model, IReadOnlyList<in
     public IReadOnlyList<int> OriginalLayerIndices => originalIndices ?? Enumerable.Range(0, LayerCount).ToArray();
 
     public long HeadChunkRows => model.Config.VocabSize;
+
+    public long SpillThresholdBytes => long.MaxValue;
+
+    public string? SpillDirectory => null;
 
     public long LayerParameterCount(int layer) => model.Layers[layer].parameters().Sum(p => p.numel());
 
@@ -119,8 +129,10 @@ internal sealed class CheckpointLayerStack : ILayerStack, IDisposable
     private readonly Dictionary<int, long> _layerCounts = [];
     private readonly object _gate = new();
 
-    public CheckpointLayerStack(string folderPath, LlamaConfig config, ScalarType computeType, Device? device, long headChunkRows)
+    public CheckpointLayerStack(string folderPath, LlamaConfig config, ScalarType computeType, Device? device, long headChunkRows, long spillThresholdBytes = long.MaxValue, string? spillDirectory = null)
     {
+        SpillThresholdBytes = spillThresholdBytes;
+        SpillDirectory = spillDirectory;
         _folder = CheckpointFolder.Open(folderPath);
         try
         {
@@ -166,6 +178,10 @@ internal sealed class CheckpointLayerStack : ILayerStack, IDisposable
     public IReadOnlyList<int> OriginalLayerIndices { get; set; }
 
     public long HeadChunkRows { get; }
+
+    public long SpillThresholdBytes { get; }
+
+    public string? SpillDirectory { get; }
 
     public CheckpointFolder Folder => _folder;
 

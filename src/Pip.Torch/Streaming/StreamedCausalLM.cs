@@ -17,6 +17,15 @@ public sealed class StreamingOptions
 
     /// <summary>The largest piece of the output projection read and multiplied at once, in bytes of the compute type (default 256 MiB).</summary>
     public long HeadChunkBytes { get; set; } = 256L << 20;
+
+    /// <summary>
+    /// Above this many bytes of layer-boundary hidden states (layers × tokens × hidden × type size), a gradient pass
+    /// keeps them in a temporary file instead of memory, so that memory stays flat in the layer count (default 256 MiB).
+    /// </summary>
+    public long SpillThresholdBytes { get; set; } = 256L << 20;
+
+    /// <summary>The folder of spill files (deleted when the pass ends); null for the system's temporary folder.</summary>
+    public string? SpillDirectory { get; set; }
 }
 
 /// <summary>
@@ -118,7 +127,7 @@ public sealed class StreamedCausalLM : IPrunableModel, ILayerSkipLossModel, IDis
         var type = TorchPrecision.Resolve(options.ComputeType, TorchCausalLM.DtypeOf(llama), options.Device);
         long elementSize = type == ScalarType.Float32 ? 4 : 2;
         long rows = Math.Max(1, options.HeadChunkBytes / (llama.HiddenSize * elementSize));
-        var stack = new CheckpointLayerStack(full, llama, type, options.Device, rows);
+        var stack = new CheckpointLayerStack(full, llama, type, options.Device, rows, options.SpillThresholdBytes, options.SpillDirectory);
         try
         {
             var tokenizer = File.Exists(Path.Combine(full, "tokenizer.json")) ? HfTokenizer.Load(full) : null;

@@ -31,6 +31,20 @@ public sealed class StreamedMetricsTests
         for (int set = 0; set < 2; set++) streamed.PerPerturbationSet![set].ShouldBeCloseTo(memory.PerPerturbationSet![set], Relative);
     }
 
+    [Fact]
+    public async Task PertImport_HiddenStatesSpilledToFile_EqualsInMemoryAndDeletesTheFile()
+    {
+        using var f = new StreamingFixture(seed: 4);
+        var spillFolder = f.Folder + "-spill";
+        using var spilling = StreamedCausalLM.Open(f.Folder, new StreamingOptions { ComputeType = ScalarType.Float32, SpillThresholdBytes = 0, SpillDirectory = spillFolder });
+        var metric = new PerturbationImportanceMetric(TestNorm.L2);
+        var memory = await metric.ScoreAsync(Request(f.InMemory, 0));
+        var streamed = await metric.ScoreAsync(Request(spilling, 0));
+        streamed.Scores.ShouldBeCloseTo(memory.Scores, Relative);
+        Directory.GetFiles(spillFolder).Should().BeEmpty("the spill file is deleted when the pass ends");
+        Directory.Delete(spillFolder);
+    }
+
     [Theory]
     [MemberData(nameof(HeadChunks))]
     public async Task GradientAndTaylor_Streamed_EqualInMemory(long headChunk)
