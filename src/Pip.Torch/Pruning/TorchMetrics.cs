@@ -61,7 +61,7 @@ public sealed class PerturbationImportanceMetric : IImportanceMetric
         var engine = LayerEngine.For(request.Model);
         var originals = request.Samples.Select(s => request.Model.Tokenize(s.Text, _maxTokens)).ToArray();
         var perSet = new List<IReadOnlyList<double>>();
-        var progress = new LayerScoringProgress(Name, request.Progress, request.PerturbationSets.Count * (_aggregation == PertImportAggregation.PerSampleMean ? originals.Length : 1));
+        var progress = new LayerScoringProgress(Name, request.Progress, request.PerturbationSets.Count * GradientNorms.Steps(engine, _aggregation == PertImportAggregation.PerSampleMean ? originals.Length : 1));
         foreach (var set in request.PerturbationSets)
         {
             var twins = set.Select(p => request.Model.Tokenize(p.Text, _maxTokens)).ToArray();
@@ -114,7 +114,7 @@ public sealed class GradientNormMetric : IImportanceMetric
         var engine = LayerEngine.For(request.Model);
         var combinations = request.Samples.Select(s => LossCombination.Single(request.Model.Tokenize(s.Text, _maxTokens))).ToArray();
         if (combinations.Length == 0) throw new ArgumentException("At least one calibration sample is needed.", nameof(request));
-        var progress = new LayerScoringProgress(Name, request.Progress, combinations.Length);
+        var progress = new LayerScoringProgress(Name, request.Progress, GradientNorms.Steps(engine, combinations.Length));
         var scores = GradientNorms.MeanNormPerParameter(engine, combinations, _norm, _recompute, progress, cancellationToken);
         return ValueTask.FromResult(new LayerScores(scores));
     }
@@ -252,6 +252,12 @@ public sealed class BlockInfluenceMetric : IImportanceMetric
 internal static class GradientNorms
 {
     /// <summary>
+    /// Progress steps of one <see cref="MeanNormPerParameter"/> call: one per combination in memory (each is a pass), one
+    /// per layer when streaming (all combinations go through each layer together).
+    /// </summary>
+    public static int Steps(LayerEngine engine, int combinations) => engine.IsStreaming ? engine.LayerCount : combinations;
+
+    /// <summary>
     /// For each combination, the norm of its gradient with respect to each layer's parameters divided by the layer's
     /// parameter count; the mean over combinations, one value per layer.
     /// </summary>
@@ -263,7 +269,7 @@ internal static class GradientNorms
             var parts = new double[layer.Gradients.Count];
             for (int i = 0; i < parts.Length; i++) parts[i] = LayerwiseBackward.Norm(layer.Gradients[i], norm.Order);
             sums[layer.Layer] += norm.Combine(parts) / layer.ParameterCount;
-            if (layer.Layer == 0) progress.Step();
+            if (engine.IsStreaming ? layer.Combination == combinations.Count - 1 : layer.Layer == 0) progress.Step();
         }, recompute, null, cancellationToken);
         return sums.Select(s => s / combinations.Count).ToArray();
     }

@@ -175,6 +175,16 @@ public sealed class StreamedMetricsTests
     }
 
     [Fact]
+    public async Task PertImport_Streamed_ReportsProgressPerLayerAndSet()
+    {
+        using var f = new StreamingFixture(seed: 6, layers: 3);
+        var reports = new List<ScoringProgress>();
+        await new PerturbationImportanceMetric(TestNorm.L2).ScoreAsync(Request(f.Streamed, 0, 1) with { Progress = new Synchronous<ScoringProgress>(reports.Add) });
+        reports.Select(r => r.Completed).Should().Equal(1, 2, 3, 4, 5, 6);
+        reports.Should().OnlyContain(r => r.Total == 6 && r.Metric == "pip");
+    }
+
+    [Fact]
     public void Gradients_Cancelled_ThrowsBetweenLayers()
     {
         using var f = new StreamingFixture(seed: 19);
