@@ -297,13 +297,34 @@ public sealed class LayerEngine
 
             var upstream = new Tensor[n];
             var losses = new List<IReadOnlyList<double>>();
-            for (int c = 0; c < n; c++)
+            if (n == 1)
             {
-                var weights = combinations[c].Weights.ToArray();
-                var (sums, gradient) = Head(hidden[c], batches[c], weights);
-                upstream[c] = gradient!;
-                if (layers > 0) hidden[c].Dispose();
-                losses.Add(sums.Select((s, i) => s / batches[c].TargetCounts[i]).ToArray());
+                var (sums, gradient) = Head(hidden[0], batches[0], combinations[0].Weights.ToArray());
+                upstream[0] = gradient!;
+                losses.Add(sums.Select((s, i) => s / batches[0].TargetCounts[i]).ToArray());
+            }
+            else
+            {
+                // All combinations through the head together (padded to one length; pads are masked), so that each
+                // chunk of the output projection is read once per pass, not once per combination.
+                using var headScope = NewDisposeScope();
+                using var joinedBatch = TokenBatch.Create(combinations.SelectMany(c => c.Sequences).ToArray(), Device);
+                long length = joinedBatch.Length;
+                var joined = cat(hidden.Select(h => h.shape[1] == length ? h : nn.functional.pad(h, [0, 0, 0, length - h.shape[1]])).ToArray(), 0);
+                var (sums, gradient) = Head(joined, joinedBatch, combinations.SelectMany(c => c.Weights).ToArray());
+                int offset = 0;
+                for (int c = 0; c < n; c++)
+                {
+                    int rows = combinations[c].Sequences.Count;
+                    upstream[c] = gradient!.narrow(0, offset, rows).narrow(1, 0, batches[c].Length).contiguous().MoveToOuterDisposeScope();
+                    losses.Add(Enumerable.Range(0, rows).Select(i => sums[offset + i] / batches[c].TargetCounts[i]).ToArray());
+                    offset += rows;
+                }
+            }
+
+            if (layers > 0)
+            {
+                foreach (var h in hidden) h.Dispose();
             }
 
             progress?.Report(new LayerPassProgress(LayerPassPhase.Head, 1, 1));
