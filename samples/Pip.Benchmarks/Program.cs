@@ -225,13 +225,19 @@ void StreamedPipRound(int pairs, int length, int layers, string preset, string? 
             for (int k = 0; k < 3; k++) twin[rng.Next(1, length)] = rng.Next(shape.VocabSize);
             return LossCombination.Difference(x, twin);
         }).ToArray();
-        var phases = new Dictionary<LayerPassPhase, double>();
+        // Wall and CPU seconds per phase: on a shared machine the CPU seconds (both threads together) are the stable figure.
+        var phases = new Dictionary<LayerPassPhase, (double Wall, double Cpu)>();
         var last = Stopwatch.StartNew();
+        double Cpu() => Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds;
+        double lastCpu = Cpu(), startCpu = lastCpu;
         var progress = new Progress(p =>
         {
-            phases[p.Phase] = phases.GetValueOrDefault(p.Phase) + last.Elapsed.TotalSeconds;
-            Console.WriteLine($"  {p.Phase} {p.Step}/{p.Steps}: {last.Elapsed.TotalSeconds:F1} s, RSS {Rss("VmRSS") / 1e9:F2} GB");
+            double cpu = Cpu() - lastCpu;
+            var sofar = phases.GetValueOrDefault(p.Phase);
+            phases[p.Phase] = (sofar.Wall + last.Elapsed.TotalSeconds, sofar.Cpu + cpu);
+            Console.WriteLine($"  {p.Phase} {p.Step}/{p.Steps}: {last.Elapsed.TotalSeconds:F1} s wall, {cpu:F1} s CPU, RSS {Rss("VmRSS") / 1e9:F2} GB");
             last.Restart();
+            lastCpu = Cpu();
         });
         var norm = Norms.L2;
         var sums = new double[model.LayerCount];
@@ -247,7 +253,9 @@ void StreamedPipRound(int pairs, int length, int layers, string preset, string? 
         double seconds = sw.Elapsed.TotalSeconds;
         var stack = model.Stack;
         Console.WriteLine($"streamed pip-round: {preset}, {layers} layers, {pairs} pairs x {length} tokens, compute {dtype}: {seconds:F1} s");
-        Console.WriteLine($"  forward (all layers) {phases.GetValueOrDefault(LayerPassPhase.Forward):F1} s, head {phases.GetValueOrDefault(LayerPassPhase.Head):F1} s, backward (all layers) {phases.GetValueOrDefault(LayerPassPhase.Backward):F1} s");
+        foreach (var phase in new[] { LayerPassPhase.Forward, LayerPassPhase.Head, LayerPassPhase.Backward })
+            Console.WriteLine($"  {phase}: {phases.GetValueOrDefault(phase).Wall:F1} s wall, {phases.GetValueOrDefault(phase).Cpu:F1} s CPU");
+        Console.WriteLine($"  total CPU {Cpu() - startCpu:F1} s");
         Console.WriteLine($"  of which reading weights {stack.ReadSeconds:F1} s ({stack.BytesRead / 1e9:F2} GB read), gradient norms {reduce:F1} s");
         Console.WriteLine($"peak RSS {Rss("VmHWM") / 1e9:F2} GB (checkpoint {Directory.GetFiles(folder, "*.safetensors").Sum(f => new FileInfo(f).Length) / 1e9:F2} GB)");
     }

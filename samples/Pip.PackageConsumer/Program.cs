@@ -69,7 +69,7 @@ Console.WriteLine();
 Console.WriteLine($"Pruned with '{report.Settings.Metric}' ({report.Settings.Strategy}) in {clock.Elapsed.TotalSeconds:F1} s, stopped: {report.StopReason}");
 foreach (PruningRound round in report.Rounds)
 {
-    string scores = string.Join(" ", round.Scores.Select((s, i) => $"{round.OriginalLayerIndices[i]}:{s:F3}"));
+    string scores = string.Join(" ", round.Scores.Select((s, i) => $"{round.OriginalLayerIndices[i]}:{s:G3}"));
     string removed = string.Join(", ", round.Removed.Select(r => r.OriginalLayer));
     Console.WriteLine($"  round {round.Round}: scores (original layer:score) {scores}");
     Console.WriteLine($"           removed layer {removed}; {round.LayerCountAfter} layers, {round.ParameterCountAfter:N0} parameters left");
