@@ -6,6 +6,8 @@
 //   dotnet run -c Release --project samples/Pip.Benchmarks -- matmul
 //   dotnet run -c Release --project samples/Pip.Benchmarks -- perplexity [--tokens 4096] [--window 512]
 //   dotnet run -c Release --project samples/Pip.Benchmarks -- pip-round [--pairs 8] [--length 128] [--recompute]
+//   dotnet run -c Release --project samples/Pip.Benchmarks -- pip-round --stream --preset llama3-8b --layers 8 [--folder DIR] [--keep]
+//       (writes a random bf16 checkpoint of that shape to DIR tensor by tensor, then runs one streamed PIP round on it)
 //   dotnet run -c Release --project samples/Pip.Benchmarks -- probe [--layers 2] [--length 128]   (per-operation timings)
 // Every mode takes --dtype float32|bfloat16 (default: bfloat16 where the CPU computes it fast, else float32).
 using System.Diagnostics;
@@ -16,6 +18,7 @@ using Pip.Torch.Checkpoints;
 using Pip.Torch.Evaluation;
 using Pip.Torch.Models;
 using Pip.Torch.Pruning;
+using Pip.Torch.Streaming;
 using static TorchSharp.torch;
 
 TorchEnvironment.UsePassiveOpenMPWait(); // before the first TorchSharp call
@@ -72,6 +75,11 @@ switch (mode)
         break;
     case "probe":
         Probe(Arg("--layers", 2), Arg("--length", 128));
+        break;
+    case "pip-round" when Flag("--stream"):
+        StreamedPipRound(Arg("--pairs", 8), Arg("--length", 128), Arg("--layers", 8),
+            Array.IndexOf(args, "--preset") is int p and >= 0 && p + 1 < args.Length ? args[p + 1] : "llama3-8b",
+            Array.IndexOf(args, "--folder") is int f and >= 0 && f + 1 < args.Length ? args[f + 1] : null, Flag("--keep"));
         break;
     case "pip-round":
         PipRound(Arg("--pairs", 8), Arg("--length", 128), Flag("--recompute"));
@@ -188,11 +196,12 @@ void PipRound(int pairs, int length, bool recompute)
         groups.Add([x, twin]);
     }
 
-    var signs = groups.Select(_ => (IReadOnlyList<double>)[1.0, -1.0]).ToArray();
+    var combinations = groups.Select(g => LossCombination.Difference(g[0], g[1])).ToArray();
     var norm = Norms.L2;
-    GradientScoring.MeanNormPerParameter(model, groups.Take(1).ToArray(), signs.Take(1).ToArray(), norm, CancellationToken.None, recompute: recompute); // warm-up
+    var engine = LayerEngine.InMemory(model);
+    GradientNorms.MeanNormPerParameter(engine, combinations.Take(1).ToArray(), norm, recompute, new LayerScoringProgress("pip", null, 1), CancellationToken.None); // warm-up
     var sw = Stopwatch.StartNew();
-    var scores = GradientScoring.MeanNormPerParameter(model, groups, signs, norm, CancellationToken.None, recompute: recompute);
+    var scores = GradientNorms.MeanNormPerParameter(engine, combinations, norm, recompute, new LayerScoringProgress("pip", null, 1), CancellationToken.None);
     double seconds = sw.Elapsed.TotalSeconds;
 
     // Useful work: forward + backward (input and weight gradients) of every layer and of the head, for 2 × pairs sequences.
@@ -248,6 +257,109 @@ void Probe(int layers, int length)
     Time("whole layerwise run", () => LayerwiseBackward.Run(model, batch.Ids, logits => { var l = batch.SequenceLosses(logits); return l[0] - l[1]; }, (_, _, _) => { }, CancellationToken.None));
 }
 
+void StreamedPipRound(int pairs, int length, int layers, string preset, string? folder, bool keep)
+{
+    var shape = preset switch
+    {
+        "llama3-8b" => new LlamaConfig
+        {
+            Family = DecoderFamily.Llama, VocabSize = 128256, HiddenSize = 4096, IntermediateSize = 14336, NumHiddenLayers = layers,
+            NumAttentionHeads = 32, NumKeyValueHeads = 8, HeadDim = 128, RmsNormEps = 1e-5, RopeTheta = 500000,
+            RopeScaling = new RopeScaling("llama3", 8, 1, 4, 8192), MaxPositionEmbeddings = 131072, TieWordEmbeddings = false, TorchDtype = "bfloat16",
+        },
+        "llama3-70b" => new LlamaConfig
+        {
+            Family = DecoderFamily.Llama, VocabSize = 128256, HiddenSize = 8192, IntermediateSize = 28672, NumHiddenLayers = layers,
+            NumAttentionHeads = 64, NumKeyValueHeads = 8, HeadDim = 128, RmsNormEps = 1e-5, RopeTheta = 500000,
+            RopeScaling = new RopeScaling("llama3", 8, 1, 4, 8192), MaxPositionEmbeddings = 131072, TieWordEmbeddings = false, TorchDtype = "bfloat16",
+        },
+        "llama-3.2-1b" => config with { NumHiddenLayers = layers },
+        _ => throw new ArgumentException($"unknown preset '{preset}': use llama3-8b, llama3-70b or llama-3.2-1b"),
+    };
+    folder ??= Path.Combine(Path.GetTempPath(), $"pip-stream-{preset}-{layers}");
+    var clock = Stopwatch.StartNew();
+    if (!File.Exists(Path.Combine(folder, "config.json"))) WriteRandomCheckpoint(shape, folder);
+    Console.WriteLine($"checkpoint {folder}: {preset}, {layers} layers, written in {clock.Elapsed.TotalSeconds:F0} s; peak RSS so far {Rss("VmHWM") / 1e9:F2} GB");
+    try
+    {
+        using var model = StreamedCausalLM.Open(folder, new StreamingOptions { ComputeType = dtype });
+        var rng = new Random(11);
+        var combinations = Enumerable.Range(0, pairs).Select(_ =>
+        {
+            var x = Enumerable.Range(0, length).Select(_ => rng.Next(shape.VocabSize)).ToArray();
+            var twin = (int[])x.Clone();
+            for (int k = 0; k < 3; k++) twin[rng.Next(1, length)] = rng.Next(shape.VocabSize);
+            return LossCombination.Difference(x, twin);
+        }).ToArray();
+        // Wall and CPU seconds per phase: on a shared machine the CPU seconds (both threads together) are the stable figure.
+        var phases = new Dictionary<LayerPassPhase, (double Wall, double Cpu)>();
+        var last = Stopwatch.StartNew();
+        double Cpu() => Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds;
+        double lastCpu = Cpu(), startCpu = lastCpu;
+        var progress = new Progress(p =>
+        {
+            double cpu = Cpu() - lastCpu;
+            var sofar = phases.GetValueOrDefault(p.Phase);
+            phases[p.Phase] = (sofar.Wall + last.Elapsed.TotalSeconds, sofar.Cpu + cpu);
+            Console.WriteLine($"  {p.Phase} {p.Step}/{p.Steps}: {last.Elapsed.TotalSeconds:F1} s wall, {cpu:F1} s CPU, RSS {Rss("VmRSS") / 1e9:F2} GB");
+            last.Restart();
+            lastCpu = Cpu();
+        });
+        var norm = Norms.L2;
+        var sums = new double[model.LayerCount];
+        double reduce = 0;
+        var sw = Stopwatch.StartNew();
+        model.Engine.Gradients(combinations, g =>
+        {
+            var t = Stopwatch.StartNew();
+            var parts = g.Gradients.Select(x => LayerwiseBackward.Norm(x, norm.Order)).ToArray();
+            sums[g.Layer] += norm.Combine(parts) / g.ParameterCount;
+            reduce += t.Elapsed.TotalSeconds;
+        }, progress: progress);
+        double seconds = sw.Elapsed.TotalSeconds;
+        var stack = model.Stack;
+        Console.WriteLine($"streamed pip-round: {preset}, {layers} layers, {pairs} pairs x {length} tokens, compute {dtype}: {seconds:F1} s");
+        foreach (var phase in new[] { LayerPassPhase.Forward, LayerPassPhase.Head, LayerPassPhase.Backward })
+            Console.WriteLine($"  {phase}: {phases.GetValueOrDefault(phase).Wall:F1} s wall, {phases.GetValueOrDefault(phase).Cpu:F1} s CPU");
+        Console.WriteLine($"  total CPU {Cpu() - startCpu:F1} s");
+        Console.WriteLine($"  of which reading weights {stack.ReadSeconds:F1} s ({stack.BytesRead / 1e9:F2} GB read), gradient norms {reduce:F1} s");
+        Console.WriteLine($"peak RSS {Rss("VmHWM") / 1e9:F2} GB (checkpoint {Directory.GetFiles(folder, "*.safetensors").Sum(f => new FileInfo(f).Length) / 1e9:F2} GB)");
+    }
+    finally
+    {
+        if (!keep && Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
+    }
+}
+
+// A random bf16 checkpoint written tensor by tensor, each generated in pieces of at most 64 Mi elements (normal(0, 0.02); norms 1).
+static void WriteRandomCheckpoint(LlamaConfig shape, string folder)
+{
+    var layer = new LlamaDecoderLayer(shape, ScalarType.BFloat16);
+    var entries = new List<(string Name, long[] Shape, bool Norm)>
+    {
+        (LlamaForCausalLM.EmbedTokensWeightName, [shape.VocabSize, shape.HiddenSize], false),
+    };
+    for (int l = 0; l < shape.NumHiddenLayers; l++)
+        foreach (var (name, p) in layer.named_parameters()) entries.Add(($"model.layers.{l}.{name}", p.shape, name.Contains("norm", StringComparison.Ordinal)));
+    entries.Add(("model.norm.weight", [shape.HiddenSize], true));
+    entries.Add((LlamaForCausalLM.LmHeadWeightName, [shape.VocabSize, shape.HiddenSize], false));
+    layer.Dispose();
+    var generator = new Generator(7, CPU);
+    var sources = entries.Select(e => new SafeTensorSource(e.Name, SafeTensorDType.BF16, e.Shape, (stream, ct) =>
+    {
+        long count = e.Shape.Aggregate(1L, (a, b) => a * b);
+        const long Piece = 64L << 20;
+        for (long start = 0; start < count; start += Piece)
+        {
+            using var scope = NewDisposeScope();
+            long n = Math.Min(Piece, count - start);
+            var t = e.Norm ? ones(n, ScalarType.BFloat16) : (randn(n, generator: generator) * 0.02).to_type(ScalarType.BFloat16);
+            stream.Write(t.bytes);
+        }
+    })).ToList();
+    CheckpointWriter.Save(folder, shape, sources, new CheckpointSaveOptions { Overwrite = true });
+}
+
 static double Rss(string key)
 {
     foreach (var line in File.ReadLines("/proc/self/status"))
@@ -259,4 +371,9 @@ static double Rss(string key)
     }
 
     return double.NaN;
+}
+
+sealed class Progress(Action<LayerPassProgress> report) : IProgress<LayerPassProgress>
+{
+    public void Report(LayerPassProgress value) => report(value);
 }

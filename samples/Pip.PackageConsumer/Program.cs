@@ -1,15 +1,19 @@
 // Pip.PackageConsumer: prunes the bundled demo model with Pip taken from NuGet packages (not project references),
-// through dependency injection, with an importance metric of its own registered next to the built-in ones.
+// through dependency injection, with importance metrics of its own registered next to the built-in ones: one that needs
+// only IPrunableModel (skip-loss) and a gradient-based one written against Pip.Torch's public layer engine
+// (diagonal-fisher), which runs the same on the model in memory and streamed layer by layer from its checkpoint.
 //
 //   build/pack.sh                                          # packs Pip.Abstractions, Pip.Core, Pip.Torch into artifacts/packages
 //   dotnet run -c Release --project samples/Pip.PackageConsumer -- [--model DIR] [--calibration FILE]
 //       [--ratio 0.2 | --layers N] [--samples 4] [--max-tokens 64] [--device cpu|cuda|cuda:N] [--out DIR]
+//       [--metric diagonal-fisher|skip-loss|pip|...] [--stream true]
 using System.Diagnostics;
 using System.Globalization;
 using Microsoft.Extensions.DependencyInjection;
 using Pip;
 using Pip.PackageConsumer;
 using Pip.Torch;
+using Pip.Torch.Streaming;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -21,6 +25,8 @@ PruningTarget target = arguments.Get("layers") is not null
     : PruningTarget.Ratio(arguments.Double("ratio", 0.2));
 int sampleCount = arguments.Int("samples", 4);
 int maxTokens = arguments.Int("max-tokens", 64);
+string metric = arguments.Get("metric") ?? DiagonalFisherMetric.MetricName;
+bool stream = arguments.Get("stream") is { } streamValue && bool.Parse(streamValue);
 Device device = arguments.Get("device") is { } deviceName ? torch.device(deviceName) : CPU;
 if (device.type == DeviceType.CUDA && !cuda.is_available())
 {
@@ -32,22 +38,27 @@ if (device.type == DeviceType.CUDA && !cuda.is_available())
 var services = new ServiceCollection();
 services.AddPip(o =>
     {
-        o.Metric = SkipLossMetric.MetricName;
+        o.Metric = metric;
         o.Target = target;
         o.Guard.First = 1;                                        // keep the first decoder layer whatever its score
     })
     .AddTorchMetrics()
-    .AddMetric(new SkipLossMetric(maxTokens));
+    .AddMetric(new SkipLossMetric(maxTokens))
+    .AddMetric(new DiagonalFisherMetric(maxTokens));
 using var provider = services.BuildServiceProvider();
 Console.WriteLine($"Metrics registered: {string.Join(", ", provider.GetRequiredService<IImportanceMetricProvider>().Names)}");
 PruningPipeline pipeline = provider.GetRequiredService<IPruningPipelineFactory>().Create();
 
-// float32: bf16 is far slower than fp32 on CPUs without native bf16 instructions.
-using TorchCausalLM model = TorchCausalLM.Load(modelFolder, ScalarType.Float32, device);
+// float32: bf16 is far slower than fp32 on CPUs without native bf16 instructions. Streamed: no layer is held in memory
+// longer than a pass needs it; pruning then only records which layers are gone, and Save copies the rest from the files.
+using IDisposable owner = stream
+    ? StreamedCausalLM.Open(modelFolder, new StreamingOptions { ComputeType = ScalarType.Float32, Device = device })
+    : TorchCausalLM.Load(modelFolder, ScalarType.Float32, device);
+var model = (IPrunableModel)owner;
 var calibration = CalibrationSet.Load(calibrationFile, new CalibrationOptions { SampleCount = sampleCount, MaxWords = maxTokens });
 List<IReadOnlyList<int>> tokens = [.. calibration.Samples.Select(s => model.Tokenize(s.Text))];
 double lossBefore = await model.ComputeLossAsync(tokens);
-Console.WriteLine($"Model: {modelFolder} ({model.Architecture}, {model.LayerCount} layers, {model.ParameterCount:N0} parameters, {device})");
+Console.WriteLine($"Model: {modelFolder} ({model.Architecture}, {model.LayerCount} layers, {model.ParameterCount:N0} parameters, {device}, {(stream ? "streamed" : "in memory")})");
 Console.WriteLine($"Calibration: {calibration.Samples.Count} samples from {calibrationFile}");
 
 var clock = Stopwatch.StartNew();
@@ -58,7 +69,7 @@ Console.WriteLine();
 Console.WriteLine($"Pruned with '{report.Settings.Metric}' ({report.Settings.Strategy}) in {clock.Elapsed.TotalSeconds:F1} s, stopped: {report.StopReason}");
 foreach (PruningRound round in report.Rounds)
 {
-    string scores = string.Join(" ", round.Scores.Select((s, i) => $"{round.OriginalLayerIndices[i]}:{s:F3}"));
+    string scores = string.Join(" ", round.Scores.Select((s, i) => $"{round.OriginalLayerIndices[i]}:{s:G3}"));
     string removed = string.Join(", ", round.Removed.Select(r => r.OriginalLayer));
     Console.WriteLine($"  round {round.Round}: scores (original layer:score) {scores}");
     Console.WriteLine($"           removed layer {removed}; {round.LayerCountAfter} layers, {round.ParameterCountAfter:N0} parameters left");
@@ -70,7 +81,8 @@ Console.WriteLine($"Calibration perplexity: {Math.Exp(lossBefore):F1} -> {Math.E
 
 if (arguments.Get("out") is { } outFolder)
 {
-    model.Save(outFolder);
+    if (model is StreamedCausalLM streamed) streamed.Save(outFolder);
+    else ((TorchCausalLM)model).Save(outFolder);
     await PruningReportJson.WriteAsync(report, Path.Combine(outFolder, "pruning-report.json"));
     Console.WriteLine($"Wrote {outFolder}");
 }
@@ -106,6 +118,43 @@ namespace Pip.PackageConsumer
             }
 
             return new LayerScores(scores);
+        }
+    }
+
+    /// <summary>
+    /// This app's gradient-based metric: the diagonal Fisher information of each layer, the sum over calibration samples
+    /// and over the layer's weights of (∂L/∂w)², divided by the layer's parameter count. It is written against Pip.Torch's
+    /// public <see cref="LayerEngine"/> hooks (the built-in metrics use the same ones), so it runs on a model in memory
+    /// and on one streamed from its checkpoint alike, with one layer's gradients alive at a time.
+    /// </summary>
+    internal sealed class DiagonalFisherMetric(int maxTokens) : IImportanceMetric
+    {
+        public const string MetricName = "diagonal-fisher";
+
+        public string Name => MetricName;
+
+        public bool UsesPerturbations => false;
+
+        public ValueTask<LayerScores> ScoreAsync(ImportanceRequest request, CancellationToken cancellationToken = default)
+        {
+            LayerEngine engine = LayerEngine.For(request.Model);
+            LossCombination[] samples = [.. request.Samples
+                .Select(s => request.Model.Tokenize(s.Text).Take(maxTokens).ToArray())
+                .Where(ids => ids.Length >= 2)
+                .Select(ids => LossCombination.Single(ids))];
+            var scores = new double[engine.LayerCount];
+            int done = 0;
+            engine.Gradients(samples, layer =>
+            {
+                foreach (Tensor gradient in layer.Gradients)
+                {
+                    using Tensor squares = gradient.to_type(ScalarType.Float64).square().sum();
+                    scores[layer.Layer] += squares.item<double>() / layer.ParameterCount;
+                }
+
+                request.Progress?.Report(new ScoringProgress(Name, ++done, samples.Length * scores.Length));
+            }, cancellationToken: cancellationToken);
+            return ValueTask.FromResult(new LayerScores(scores));
         }
     }
 

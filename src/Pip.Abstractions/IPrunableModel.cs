@@ -40,3 +40,20 @@ public interface IPrunableModel
     /// <param name="layers">Current layer indices to remove.</param>
     void RemoveLayers(IReadOnlyCollection<int> layers);
 }
+
+/// <summary>
+/// A model that computes, in one pass, its loss as it is and with each single decoder layer bypassed (what perplexity
+/// drop needs), instead of one pass per layer. Perplexity-drop metrics use it when a model offers it.
+/// </summary>
+/// <remarks>Thread-safety: as the model's.</remarks>
+public interface ILayerSkipLossModel
+{
+    /// <summary>
+    /// The mean next-token NLL per token (nats) of the sequences for the model as it is, then with each current layer
+    /// bypassed: element 0 is the dense loss, element 1 + k the loss without layer k. Same definition as
+    /// <see cref="IPrunableModel.ComputeLossAsync"/> (sequences shorter than two tokens contribute nothing).
+    /// </summary>
+    /// <param name="sequences">Token id sequences.</param>
+    /// <param name="cancellationToken">Cancels the work.</param>
+    ValueTask<IReadOnlyList<double>> ComputeLayerSkipLossesAsync(IReadOnlyList<IReadOnlyList<int>> sequences, CancellationToken cancellationToken = default);
+}

@@ -18,7 +18,7 @@ namespace Pip.Torch;
 /// <see cref="Save"/> writes a new folder (atomically) and never modifies the source.</para>
 /// <para>Thread-safety: not thread-safe; use one instance from one thread at a time.</para>
 /// </remarks>
-public sealed partial class TorchCausalLM : IWidthPrunableModel, IDisposable
+public sealed partial class TorchCausalLM : IWidthPrunableModel, ILayerSkipLossModel, IDisposable
 {
     /// <summary>Files besides config and weights that make a model folder usable, copied on save when present.</summary>
     public static readonly IReadOnlyList<string> CompanionFiles = CheckpointFolder.CompanionFileNames;
@@ -240,6 +240,16 @@ public sealed partial class TorchCausalLM : IWidthPrunableModel, IDisposable
 
         if (tokens == 0) throw new ArgumentException("No sequence has two or more tokens.", nameof(sequences));
         return ValueTask.FromResult(nll / tokens);
+    }
+
+    /// <inheritdoc />
+    public ValueTask<IReadOnlyList<double>> ComputeLayerSkipLossesAsync(IReadOnlyList<IReadOnlyList<int>> sequences, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(sequences);
+        var usable = sequences.Where(s => s.Count >= 2).ToArray();
+        if (usable.Length == 0) throw new ArgumentException("No sequence has two or more tokens.", nameof(sequences));
+        var losses = Streaming.LayerEngine.For(this).SkipEachLayer(usable, null, cancellationToken);
+        return ValueTask.FromResult<IReadOnlyList<double>>([losses.Dense, .. losses.Skipped]);
     }
 
     /// <inheritdoc />

@@ -23,11 +23,13 @@ internal static class EvalCommand
         var maxTokens = new Option<int?>("--max-tokens") { Description = "Evaluate only the first N tokens of the text.", HelpName = "N" }.AtLeast(2);
         var dtype = CommonOptions.Dtype("The type to compute in (default: the checkpoint's torch_dtype).");
         var device = CommonOptions.Device();
+        var stream = CommonOptions.Stream();
+        var memoryLimit = CommonOptions.MemoryLimit();
         var json = CommonOptions.Json();
 
         var command = new Command("eval", "Measure the perplexity of a model on a text file.")
         {
-            model, text, window, stride, maxTokens, dtype, device, CommonOptions.AllowNonFinite(), json,
+            model, text, window, stride, maxTokens, dtype, device, stream, memoryLimit, CommonOptions.AllowNonFinite(), json,
         };
         CommandRunner.SetBody(command, context, run =>
         {
@@ -39,25 +41,28 @@ internal static class EvalCommand
             var textFile = Path.GetFullPath(run.Require(text));
             var content = ModelLoading.ReadText(textFile, "Text file");
 
-            using var lm = ModelLoading.Load(run, ModelLoading.ModelFolderOrDefault(run.Get(model), context), run.Get(dtype), run.Require(device));
-            var tokenizer = ModelLoading.RequireTokenizer(lm);
+            using var lm = ModelStreaming.LoadOrStream(run, ModelLoading.ModelFolderOrDefault(run.Get(model), context), run.Get(dtype), run.Require(device), run.Get(stream), run.Get(memoryLimit));
+            var tokenizer = lm.Tokenizer;
             var clock = Stopwatch.StartNew();
             IReadOnlyList<int> tokens = tokenizer.Encode(content);
             if (run.Get(maxTokens) is { } max && tokens.Count > max) tokens = tokens.Take(max).ToArray();
             run.Logger.LogInformation("Tokenized {File}: {Tokens:N0} tokens in {Seconds:F1} s.", textFile, tokens.Count, clock.Elapsed.TotalSeconds);
             if (tokens.Count < 2)
                 throw new CliInputException($"Text file '{textFile}' gives {tokens.Count} token(s); at least 2 are needed.");
-            var outside = tokens.FirstOrDefault(t => t < 0 || t >= lm.ModelConfig.VocabSize, -1);
+            var outside = tokens.FirstOrDefault(t => t < 0 || t >= lm.Config.VocabSize, -1);
             if (outside >= 0)
-                throw new CliInputException($"Model folder '{lm.SourceFolder}': its tokenizer gives token id {outside}, outside the model's vocabulary of {lm.ModelConfig.VocabSize}.");
+                throw new CliInputException($"Model folder '{lm.Folder}': its tokenizer gives token id {outside}, outside the model's vocabulary of {lm.Config.VocabSize}.");
 
             var windowsTotal = Perplexity.PlanWindows(tokens.Count, windowLength, strideLength).Count;
             var progress = run.WithBars(new ProgressLogger(run.Logger, windowsTotal), ProgressBars.Perplexity);
             clock.Restart();
-            var result = Perplexity.Evaluate(lm.Model, tokens, windowLength, strideLength, progress, ct);
+            // In memory: window by window; streamed: windows batched so that each layer is read once per batch.
+            var result = lm.Resident is { } resident
+                ? Perplexity.Evaluate(resident.Model, tokens, windowLength, strideLength, progress, ct)
+                : lm.Engine.Perplexity([tokens], windowLength, strideLength, progress: progress, cancellationToken: ct);
             var seconds = clock.Elapsed.TotalSeconds;
 
-            var report = new EvalResult(lm.SourceFolder!, textFile, CommonOptions.DtypeName(lm.Model.Dtype), lm.Model.Device.ToString(), windowLength, strideLength,
+            var report = new EvalResult(lm.Folder, textFile, CommonOptions.DtypeName(lm.ComputeType), run.Require(device).ToString(), windowLength, strideLength,
                 result.Nll, result.Perplexity, result.TokenCount, result.Windows, Math.Round(seconds, 3), Math.Round(result.TokenCount / Math.Max(seconds, 1e-9), 1));
             if (run.Get(json)) ResultWriter.WriteJson(run.Out, report);
             else

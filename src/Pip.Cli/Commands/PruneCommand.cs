@@ -155,6 +155,8 @@ internal static class PruneCommand
         var saveDtype = CommonOptions.Dtype("The type to store the pruned weights in (default: the checkpoint's torch_dtype).", "--save-dtype");
         var layout = LayoutOption();
         var device = CommonOptions.Device();
+        var stream = CommonOptions.Stream();
+        var memoryLimit = CommonOptions.MemoryLimit();
         var report = new Option<string?>("--report") { Description = $"Where to write the JSON report of the run. Default: {DefaultReportName} in the output folder.", HelpName = "FILE" };
         var overwrite = CommonOptions.Overwrite();
         var json = CommonOptions.Json();
@@ -163,7 +165,7 @@ internal static class PruneCommand
         {
             model, output, calibration, unit, mode, metric, strategy, ratio, layers, samples, maxTokens, norm, aggregation, sets, cvThreshold,
             noDiscriminator, perturber, rate, wordList, guardFirst, guardLast, units, allocation, groupReduction, layerStart, layerEnd, biasCompensation,
-            seed, dtype, saveDtype, layout, device, CommonOptions.AllowNonFinite(), report, overwrite, json,
+            seed, dtype, saveDtype, layout, device, stream, memoryLimit, CommonOptions.AllowNonFinite(), report, overwrite, json,
         };
         CommandRunner.SetBody(command, context, async run =>
         {
@@ -321,12 +323,13 @@ internal static class PruneCommand
 
             // 3. Calibration samples and the model.
             var calibrationSet = CalibrationSet.Load(calibrationFile, calibrationOptions, ct);
-            using var lm = ModelLoading.Load(run, modelFolder, run.Get(dtype), run.Require(device));
-            ModelLoading.RequireTokenizer(lm);
+            using var loaded = ModelStreaming.LoadOrStream(run, modelFolder, run.Get(dtype), run.Require(device), run.Get(stream), run.Get(memoryLimit), streamable: !width);
+            var lm = loaded.Model;
+            _ = loaded.Tokenizer;
             if (target.Layers is { } wanted && wanted >= lm.LayerCount)
                 throw new CliInputException($"--layers {wanted}: the model in '{modelFolder}' has {lm.LayerCount} layers; at most {lm.LayerCount - 1} can be removed (one always stays).");
-            var storedType = run.Get(saveDtype) ?? TorchCausalLM.DtypeOf(lm.ModelConfig);
-            if (run.Require(layout) == "compatible" && CheckpointLayouts.CompatibleObstacle(lm.ModelConfig) is { } obstacle)
+            var storedType = run.Get(saveDtype) ?? TorchCausalLM.DtypeOf(loaded.Config);
+            if (run.Require(layout) == "compatible" && CheckpointLayouts.CompatibleObstacle(loaded.Config) is { } obstacle)
                 throw new CliInputException($"--layout compatible: the model in '{modelFolder}' cannot be written with one shape for all layers: {obstacle}. Use --layout per-layer.");
             calibrationSet = FitToTokens(calibrationSet, lm, metricOptions.MaxTokens);
             var sampleTokens = calibrationSet.Samples.Select(s => lm.Tokenize(s.Text).Count).ToArray();
@@ -341,7 +344,7 @@ internal static class PruneCommand
             {
                 try
                 {
-                    result = await widthPipeline.RunAsync(lm, calibrationSet, run.WithBars(new ProgressLogger(run.Logger, originalParameters), ProgressBars.Pruning), ct).ConfigureAwait(false);
+                    result = await widthPipeline.RunAsync(loaded.Resident!, calibrationSet, run.WithBars(new ProgressLogger(run.Logger, originalParameters), ProgressBars.Pruning), ct).ConfigureAwait(false);
                 }
                 catch (ArgumentException e) when (e is not ArgumentOutOfRangeException)
                 {
@@ -363,14 +366,32 @@ internal static class PruneCommand
             ct.ThrowIfCancellationRequested();
             clock.Restart();
             run.Logger.LogInformation("Writing {Folder} ({Dtype}).", outFolder, CommonOptions.DtypeName(storedType));
-            var extras = lm.SourceFolder is null ? [] : TorchCausalLM.CompanionFiles.Select(f => Path.Combine(lm.SourceFolder, f)).Where(File.Exists).ToList();
             // A report that goes into the model folder is written straight into the checkpoint's temporary folder (no staging folder).
             Action<string, CancellationToken>? writeReport = reportInOut ? (temp, _) => PruningReportJson.Write(result, Path.Combine(temp, Path.GetFileName(reportFile))) : null;
-            using var laidOut = LayOut(lm, run.Require(layout), modelFolder, result.FinalParameterCount, run.Logger);
-            var config = laidOut.Config.WithTorchDtype(CommonOptions.DtypeName(storedType));
-            TorchSafeTensors.Save(outFolder, config, laidOut.Weights, new CheckpointSaveOptions { Overwrite = overwriting, ExtraFiles = extras, WriteExtraFiles = writeReport }, storedType, ct);
-            // The model is in place: the report outside it is written whatever happens now (a small, atomic write).
-            if (!reportInOut) await PruningReportJson.WriteAsync(result, reportFile, CancellationToken.None).ConfigureAwait(false);
+            LaidOutCheckpoint? laidOut = null;
+            try
+            {
+                if (loaded.Streamed is { } streamed)
+                {
+                    // The source checkpoint minus the removed layers, copied tensor by tensor from its files (depth only: one layout).
+                    streamed.Save(outFolder, storedType, new CheckpointSaveOptions { Overwrite = overwriting, WriteExtraFiles = writeReport }, ct);
+                }
+                else
+                {
+                    var resident = loaded.Resident!;
+                    var extras = TorchCausalLM.CompanionFiles.Select(f => Path.Combine(loaded.Folder, f)).Where(File.Exists).ToList();
+                    laidOut = LayOut(resident, run.Require(layout), modelFolder, result.FinalParameterCount, run.Logger);
+                    var config = laidOut.Config.WithTorchDtype(CommonOptions.DtypeName(storedType));
+                    TorchSafeTensors.Save(outFolder, config, laidOut.Weights, new CheckpointSaveOptions { Overwrite = overwriting, ExtraFiles = extras, WriteExtraFiles = writeReport }, storedType, ct);
+                }
+
+                // The model is in place: the report outside it is written whatever happens now (a small, atomic write).
+                if (!reportInOut) await PruningReportJson.WriteAsync(result, reportFile, CancellationToken.None).ConfigureAwait(false);
+            }
+            finally
+            {
+                laidOut?.Dispose();
+            }
 
             var summary = Summarize(result, modelFolder, outFolder, reportFile, calibrationFile, CommonOptions.DtypeName(storedType), laidOut, pruningSeconds, clock.Elapsed.TotalSeconds, total.Elapsed.TotalSeconds);
             if (run.Get(json)) ResultWriter.WriteJson(run.Out, summary);
@@ -465,8 +486,9 @@ internal static class PruneCommand
         Pip.Torch.Evaluation.Comparison.FitCalibrationToTokens(set, model, maxTokens);
 
     private static PruneResult Summarize(PruningReport r, string model, string output, string reportFile, string calibrationFile, string saveDtype,
-        LaidOutCheckpoint saved, double pruningSeconds, double saveSeconds, double totalSeconds)
+        LaidOutCheckpoint? saved, double pruningSeconds, double saveSeconds, double totalSeconds)
     {
+        // A streamed model is saved as the source checkpoint minus its removed layers: each layer as it is, no padding.
         var rounds = r.Rounds.Select(round => new PruneRoundResult(
             round.Round,
             round.Removed.Select(x => new RemovedLayerResult(x.OriginalLayer, x.Layer, x.Score, x.ParameterCount)).ToArray(),
@@ -501,9 +523,9 @@ internal static class PruneCommand
             StopReason: r.StopReason,
             TargetReached: r.TargetReached,
             SaveDtype: saveDtype,
-            Layout: CheckpointLayouts.Name(saved.Layout),
-            StoredParameters: saved.ParameterCount,
-            PaddingParameters: saved.PaddingParameterCount,
+            Layout: CheckpointLayouts.Name(saved?.Layout ?? CheckpointLayout.PerLayer),
+            StoredParameters: saved?.ParameterCount ?? r.FinalParameterCount,
+            PaddingParameters: saved?.PaddingParameterCount ?? 0,
             PruningSeconds: Math.Round(pruningSeconds, 3),
             SaveSeconds: Math.Round(saveSeconds, 3),
             Seconds: Math.Round(totalSeconds, 3),

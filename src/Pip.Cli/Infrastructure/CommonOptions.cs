@@ -63,6 +63,25 @@ internal static partial class CommonOptions
             Description = "Load the model even if its weights hold NaN or ±Inf values (refused by default: every score computed from it would be NaN); each such tensor is logged as a warning.",
         };
 
+    /// <summary><c>--stream</c>: stream the model layer by layer from its checkpoint instead of loading it.</summary>
+    public static Option<bool> Stream() =>
+        new("--stream")
+        {
+            Description = "Stream the model one decoder layer at a time from its safetensors files instead of loading it (for models larger than memory). "
+                + "Without it, Pip streams automatically when the model would not fit --memory-limit.",
+        };
+
+    /// <summary><c>--memory-limit</c>: the memory a command may use (bytes, or with K/M/G/T); null when not given.</summary>
+    public static Option<long?> MemoryLimit() =>
+        new("--memory-limit")
+        {
+            Description = $"The memory the model may take, e.g. 16G or 4096M (default: {ModelStreaming.DefaultMemoryShare:P0} of the available memory). A model that would not fit is streamed layer by layer.",
+            HelpName = "SIZE",
+            CustomParser = result => ModelStreaming.TryParseSize(result.Tokens.Single().Value, out var bytes)
+                ? bytes
+                : Fail<long?>(result, $"'{result.Tokens.Single().Value}' is not a size; use bytes or a number with K, M, G or T (e.g. 16G)."),
+        };
+
     /// <summary>Parses a dtype name (float32/fp32, bfloat16/bf16, float16/fp16/half).</summary>
     public static bool ParseDtype(string text, out ScalarType? type, out string error)
     {

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Pip.Checkpoints;
 using Pip.Torch;
+using Pip.Torch.Streaming;
 using static TorchSharp.torch;
 
 namespace Pip.Cli.Infrastructure;
@@ -128,5 +129,169 @@ internal static class ModelLoading
         if (!File.Exists(full))
             throw new CliInputException(Directory.Exists(full) ? $"{what} '{full}' is a folder, not a file." : $"{what} '{full}' does not exist.");
         return File.ReadAllText(full);
+    }
+}
+
+/// <summary>
+/// A model a command works on: loaded in memory (<see cref="Resident"/>), or streamed layer by layer from its checkpoint
+/// (<see cref="Streamed"/>). Owns it.
+/// </summary>
+internal sealed class CommandModel : IDisposable
+{
+    public CommandModel(TorchCausalLM? resident, StreamedCausalLM? streamed, string folder)
+    {
+        Resident = resident;
+        Streamed = streamed;
+        Folder = folder;
+    }
+
+    public TorchCausalLM? Resident { get; }
+
+    public StreamedCausalLM? Streamed { get; }
+
+    public string Folder { get; }
+
+    public IPrunableModel Model => (IPrunableModel?)Resident ?? Streamed!;
+
+    public IModelConfig Config => Resident?.ModelConfig ?? Streamed!.Config;
+
+    public ScalarType ComputeType => Resident?.Model.Dtype ?? Streamed!.ComputeType;
+
+    public LayerEngine Engine => LayerEngine.For(Model);
+
+    public Pip.Tokenization.HfTokenizer Tokenizer => (Resident is null ? Streamed!.Tokenizer : Resident.Tokenizer)
+        ?? throw new CliInputException($"Model folder '{Folder}' has no tokenizer.json; this command needs one to turn text into tokens.");
+
+    public void Dispose()
+    {
+        Resident?.Dispose();
+        Streamed?.Dispose();
+    }
+}
+
+/// <summary>Whether a model is streamed from its checkpoint or loaded, by <c>--stream</c> and <c>--memory-limit</c>.</summary>
+internal static class ModelStreaming
+{
+    /// <summary>The share of the available memory used when no <c>--memory-limit</c> is given.</summary>
+    public const double DefaultMemoryShare = 0.8;
+
+    /// <summary>How many times the weights a resident model needs at most (weights, one layer's gradients, activations): measured 1.46 for a PIP round.</summary>
+    public const double ResidentOverhead = 1.5;
+
+    /// <summary>Bytes of the head chunk a streamed pass reads and multiplies at once.</summary>
+    public const long HeadChunkBytes = 256L << 20;
+
+    /// <summary>
+    /// Loads the model in memory, or opens it for streaming when <paramref name="stream"/> is set or when it would not fit
+    /// <paramref name="memoryLimit"/> (default: <see cref="DefaultMemoryShare"/> of the available memory), saying which in the log.
+    /// </summary>
+    /// <exception cref="CliInputException">Streaming is needed but the model cannot be streamed, or the memory limit is below one layer's working set.</exception>
+    public static CommandModel LoadOrStream(CommandInvocation run, string folder, ScalarType? dtype, Device device, bool stream, long? memoryLimit, bool streamable = true)
+    {
+        var logger = run.Logger;
+        var full = ModelLoading.RequireModelFolder(folder);
+        device = CommonOptions.CheckDevice(device);
+        var plan = Plan(full, dtype, device, memoryLimit);
+        bool streaming = stream || plan.ResidentBytes > plan.Limit;
+        if (streaming && !streamable)
+        {
+            if (stream) throw new CliInputException("--stream: this command or mode does not stream yet (width pruning needs the model in memory); leave --stream out.");
+            logger.LogWarning("The model needs about {Need} in memory, more than the limit of {Limit}; this mode cannot stream, loading it anyway.", Bytes(plan.ResidentBytes), Bytes(plan.Limit));
+            streaming = false;
+        }
+
+        if (!streaming) return new CommandModel(ModelLoading.Load(run, full, dtype, device), null, full);
+        if (plan.LayerWorkingSet > plan.Limit)
+            throw new CliInputException($"--memory-limit {Bytes(plan.Limit)} is below what streaming '{full}' needs: about {Bytes(plan.LayerWorkingSet)} "
+                + $"(the largest layer's weights, gradients and recomputation in {CommonOptions.DtypeName(plan.ComputeType)}, and a chunk of the output projection). Give at least that.");
+        if (stream)
+            logger.LogInformation("--stream: streaming {Folder} layer by layer ({Need} would be needed in memory).", full, Bytes(plan.ResidentBytes));
+        else
+            logger.LogInformation("The model needs about {Need} in memory, more than the memory limit of {Limit}: streaming {Folder} layer by layer (about {Layer} per layer).",
+                Bytes(plan.ResidentBytes), Bytes(plan.Limit), full, Bytes(plan.LayerWorkingSet));
+        StreamedCausalLM streamed;
+        try
+        {
+            streamed = StreamedCausalLM.Open(full, new StreamingOptions { ComputeType = dtype, Device = device, HeadChunkBytes = HeadChunkBytes });
+        }
+        catch (NotSupportedException e)
+        {
+            throw new CliInputException($"Model folder '{full}' cannot be streamed: {e.Message}", e);
+        }
+
+        logger.LogInformation("Opened {Folder} for streaming: {Layers} layers, {Parameters:N0} parameters, computing in {Dtype} on {Device}.",
+            full, streamed.LayerCount, streamed.ParameterCount, CommonOptions.DtypeName(streamed.ComputeType), device);
+        return new CommandModel(null, streamed, full);
+    }
+
+    /// <summary>Parses a size: bytes, or a number with K, M, G or T (powers of 1024; a trailing B or iB is allowed).</summary>
+    public static bool TryParseSize(string text, out long bytes)
+    {
+        bytes = 0;
+        var t = text.Trim().ToUpperInvariant();
+        if (t.EndsWith("IB", StringComparison.Ordinal)) t = t[..^2];
+        else if (t.EndsWith('B')) t = t[..^1];
+        double scale = 1;
+        if (t.Length > 0 && "KMGT".Contains(t[^1], StringComparison.Ordinal))
+        {
+            scale = Math.Pow(1024, "KMGT".IndexOf(t[^1], StringComparison.Ordinal) + 1);
+            t = t[..^1];
+        }
+
+        if (!double.TryParse(t, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var value) || !(value > 0)) return false;
+        bytes = (long)(value * scale);
+        return bytes > 0;
+    }
+
+    /// <summary>A size for people (GiB with two decimals, or MiB).</summary>
+    public static string Bytes(long bytes) => bytes >= 1L << 30
+        ? $"{bytes / (double)(1L << 30):0.00} GiB"
+        : $"{bytes / (double)(1L << 20):0} MiB";
+
+    private sealed record MemoryPlan(long ResidentBytes, long LayerWorkingSet, long Limit, ScalarType ComputeType);
+
+    private static MemoryPlan Plan(string folder, ScalarType? dtype, Device device, long? memoryLimit)
+    {
+        using var checkpoint = CheckpointFolder.Open(folder);
+        var config = checkpoint.LoadModelConfig();
+        var type = TorchPrecision.Resolve(dtype, TorchCausalLM.DtypeOf(config), device);
+        long elementSize = type == ScalarType.Float32 ? 4 : 2;
+        long total = 0;
+        var layers = new Dictionary<string, long>(StringComparer.Ordinal);
+        foreach (var name in checkpoint.TensorNames)
+        {
+            if (config.TieWordEmbeddings && name == "lm_head.weight") continue;
+            long count = checkpoint.GetInfo(name).ElementCount;
+            total += count;
+            var parts = name.Split('.');
+            if (parts.Length > 3 && parts[1] == "layers") layers[parts[2]] = layers.GetValueOrDefault(parts[2]) + count;
+        }
+
+        long largestLayer = layers.Count == 0 ? 0 : layers.Values.Max();
+        long limit = memoryLimit ?? (long)(AvailableMemory() * DefaultMemoryShare);
+        long headChunk = Math.Min(HeadChunkBytes, (long)config.VocabSize * config.HiddenSize * elementSize);
+        return new MemoryPlan((long)(total * elementSize * ResidentOverhead), largestLayer * elementSize * 3 + 2 * headChunk, limit, type);
+    }
+
+    /// <summary>The memory available to this process: MemAvailable of /proc/meminfo on Linux, else what the runtime reports.</summary>
+    private static long AvailableMemory()
+    {
+        try
+        {
+            if (File.Exists("/proc/meminfo"))
+            {
+                foreach (var line in File.ReadLines("/proc/meminfo"))
+                {
+                    if (!line.StartsWith("MemAvailable:", StringComparison.Ordinal)) continue;
+                    var parts = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                    return long.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture) * 1024;
+                }
+            }
+        }
+        catch (IOException)
+        {
+        }
+
+        return GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
     }
 }

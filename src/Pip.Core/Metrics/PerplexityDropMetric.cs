@@ -7,7 +7,7 @@ namespace Pip;
 /// </summary>
 /// <remarks>
 /// Works with any <see cref="IPrunableModel"/> through <see cref="IPrunableModel.ComputeLossAsync"/>: L + 1 loss
-/// evaluations per round. Stateless and thread-safe; the model is not changed.
+/// evaluations per round; a model that is an <see cref="ILayerSkipLossModel"/> computes them all in one pass. Stateless and thread-safe; the model is not changed.
 /// </remarks>
 internal sealed class PerplexityDropMetric : IImportanceMetric
 {
@@ -31,6 +31,14 @@ internal sealed class PerplexityDropMetric : IImportanceMetric
         int layers = model.LayerCount;
         int total = layers + 1;
         cancellationToken.ThrowIfCancellationRequested();
+        if (model is ILayerSkipLossModel onePass)
+        {
+            // Every "skip layer k" carried through one pass (streamed models read each layer once).
+            var all = await onePass.ComputeLayerSkipLossesAsync(sequences, cancellationToken).ConfigureAwait(false);
+            request.Progress?.Report(new ScoringProgress(Name, total, total));
+            return new LayerScores(all.Skip(1).Select(loss => loss - all[0]).ToArray());
+        }
+
         double baseLoss = await model.ComputeLossAsync(sequences, null, cancellationToken).ConfigureAwait(false);
         request.Progress?.Report(new ScoringProgress(Name, 1, total));
         var scores = new double[layers];

@@ -1,4 +1,5 @@
 using Pip.Torch.Models;
+using Pip.Torch.Streaming;
 using static TorchSharp.torch;
 
 namespace Pip.Torch.Pruning;
@@ -22,7 +23,7 @@ public enum PertImportAggregation
 /// two, and each layer's gradient is reduced as soon as it exists (<see cref="LayerwiseBackward"/>). Norms are
 /// accumulated in float32/float64 whatever the model's type.</para>
 /// <para>Scores are given for each perturbation set (for the consistency discriminator) and averaged over sets.</para>
-/// <para>Needs a <see cref="TorchCausalLM"/>.</para>
+/// <para>Runs on the <see cref="LayerEngine"/>: a <see cref="TorchCausalLM"/> in memory or a <see cref="StreamedCausalLM"/>, with the same numbers.</para>
 /// </remarks>
 public sealed class PerturbationImportanceMetric : IImportanceMetric
 {
@@ -57,36 +58,21 @@ public sealed class PerturbationImportanceMetric : IImportanceMetric
     {
         ArgumentNullException.ThrowIfNull(request);
         if (request.PerturbationSets.Count == 0) throw new ArgumentException("PertImport needs at least one perturbation set.", nameof(request));
-        var module = TorchCausalLM.Require(request.Model, Name);
+        var engine = LayerEngine.For(request.Model);
         var originals = request.Samples.Select(s => request.Model.Tokenize(s.Text, _maxTokens)).ToArray();
-        int total = request.PerturbationSets.Count * (_aggregation == PertImportAggregation.PerSampleMean ? originals.Length : 1);
-        int done = 0;
         var perSet = new List<IReadOnlyList<double>>();
+        var progress = new LayerScoringProgress(Name, request.Progress, request.PerturbationSets.Count * GradientNorms.Steps(engine, _aggregation == PertImportAggregation.PerSampleMean ? originals.Length : 1));
         foreach (var set in request.PerturbationSets)
         {
             var twins = set.Select(p => request.Model.Tokenize(p.Text, _maxTokens)).ToArray();
             if (twins.Length != originals.Length) throw new ArgumentException("Each perturbation set must hold one twin per sample.", nameof(request));
-            var groups = new List<IReadOnlyList<IReadOnlyList<int>>>();
-            var signs = new List<IReadOnlyList<double>>();
-            if (_aggregation == PertImportAggregation.PerSampleMean)
-            {
-                for (int i = 0; i < originals.Length; i++)
-                {
-                    groups.Add([originals[i], twins[i]]);
-                    signs.Add([1.0, -1.0]);
-                }
-            }
-            else
-            {
-                groups.Add([.. originals, .. twins]);
-                signs.Add([.. originals.Select(_ => 1.0), .. twins.Select(_ => -1.0)]);
-            }
-
-            perSet.Add(GradientScoring.MeanNormPerParameter(module, groups, signs, _norm, cancellationToken,
-                () => request.Progress?.Report(new ScoringProgress(Name, ++done, total)), _recompute));
+            var combinations = _aggregation == PertImportAggregation.PerSampleMean
+                ? originals.Select((o, i) => LossCombination.Difference(o, twins[i])).ToArray()
+                : [new LossCombination([.. originals, .. twins], [.. originals.Select(_ => 1.0), .. twins.Select(_ => -1.0)])];
+            perSet.Add(GradientNorms.MeanNormPerParameter(engine, combinations, _norm, _recompute, progress, cancellationToken));
         }
 
-        var mean = Enumerable.Range(0, module.Layers.Count).Select(l => perSet.Average(s => s[l])).ToArray();
+        var mean = Enumerable.Range(0, engine.LayerCount).Select(l => perSet.Average(s => s[l])).ToArray();
         return ValueTask.FromResult(new LayerScores(mean, perSet));
     }
 
@@ -94,7 +80,7 @@ public sealed class PerturbationImportanceMetric : IImportanceMetric
 
 /// <summary>
 /// Plain gradient magnitude: the norm of ∇L(x) per layer, divided by its parameter count, mean over samples (PIP's
-/// "iteration only" ablation: no perturbation). Name <c>gradient</c>. Needs a <see cref="TorchCausalLM"/>.
+/// "iteration only" ablation: no perturbation). Name <c>gradient</c>. Runs on the <see cref="LayerEngine"/> (in memory or streamed).
 /// </summary>
 public sealed class GradientNormMetric : IImportanceMetric
 {
@@ -125,12 +111,11 @@ public sealed class GradientNormMetric : IImportanceMetric
     public ValueTask<LayerScores> ScoreAsync(ImportanceRequest request, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
-        var module = TorchCausalLM.Require(request.Model, Name);
-        var groups = request.Samples.Select(s => (IReadOnlyList<IReadOnlyList<int>>)[request.Model.Tokenize(s.Text, _maxTokens)]).ToArray();
-        var signs = groups.Select(_ => (IReadOnlyList<double>)[1.0]).ToArray();
-        int done = 0;
-        var scores = GradientScoring.MeanNormPerParameter(module, groups, signs, _norm, cancellationToken,
-            () => request.Progress?.Report(new ScoringProgress(Name, ++done, groups.Length)), _recompute);
+        var engine = LayerEngine.For(request.Model);
+        var combinations = request.Samples.Select(s => LossCombination.Single(request.Model.Tokenize(s.Text, _maxTokens))).ToArray();
+        if (combinations.Length == 0) throw new ArgumentException("At least one calibration sample is needed.", nameof(request));
+        var progress = new LayerScoringProgress(Name, request.Progress, GradientNorms.Steps(engine, combinations.Length));
+        var scores = GradientNorms.MeanNormPerParameter(engine, combinations, _norm, _recompute, progress, cancellationToken);
         return ValueTask.FromResult(new LayerScores(scores));
     }
 
@@ -138,7 +123,7 @@ public sealed class GradientNormMetric : IImportanceMetric
 
 /// <summary>
 /// Taylor importance of Shortened LLaMA (Taylor+): Σ over the layer's weights of |w · ∂L/∂w|, L the causal-LM loss of
-/// the calibration set. Name <c>taylor</c>. Needs a <see cref="TorchCausalLM"/>.
+/// the calibration set. Name <c>taylor</c>. Runs on the <see cref="LayerEngine"/> (in memory or streamed).
 /// </summary>
 public sealed class TaylorMetric : IImportanceMetric
 {
@@ -165,13 +150,25 @@ public sealed class TaylorMetric : IImportanceMetric
     public ValueTask<LayerScores> ScoreAsync(ImportanceRequest request, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
-        var module = TorchCausalLM.Require(request.Model, Name);
+        var engine = LayerEngine.For(request.Model);
         var sequences = request.Samples.Select(s => request.Model.Tokenize(s.Text, _maxTokens)).ToArray();
-        return ValueTask.FromResult(new LayerScores(GradientScoring.Taylor(module, sequences, cancellationToken, _recompute)));
+        if (sequences.Length == 0) throw new ArgumentException("At least one calibration sample is needed.", nameof(request));
+        var result = new double[engine.LayerCount];
+        var progress = new LayerScoringProgress(Name, request.Progress, engine.LayerCount);
+        engine.Gradients([LossCombination.Mean(sequences)], layer =>
+        {
+            using var scope = NewDisposeScope();
+            double sum = 0;
+            for (int i = 0; i < layer.Gradients.Count; i++)
+                sum += (layer.Parameters[i].to_type(ScalarType.Float32) * layer.Gradients[i].to_type(ScalarType.Float32)).abs().sum().item<float>();
+            result[layer.Layer] = sum;
+            progress.Step();
+        }, _recompute, null, cancellationToken);
+        return ValueTask.FromResult(new LayerScores(result));
     }
 }
 
-/// <summary>Weight magnitude: the mean |w| over a layer's parameters. Name <c>magnitude</c>. Needs a <see cref="TorchCausalLM"/>.</summary>
+/// <summary>Weight magnitude: the mean |w| over a layer's parameters. Name <c>magnitude</c>. Runs on the <see cref="LayerEngine"/> (in memory or streamed).</summary>
 public sealed class MagnitudeMetric : IImportanceMetric
 {
     /// <inheritdoc />
@@ -184,11 +181,10 @@ public sealed class MagnitudeMetric : IImportanceMetric
     public ValueTask<LayerScores> ScoreAsync(ImportanceRequest request, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
-        var module = TorchCausalLM.Require(request.Model, Name);
-        using var noGrad = no_grad();
-        var scores = module.Layers.Select(layer =>
+        var engine = LayerEngine.For(request.Model);
+        var scores = new double[engine.LayerCount];
+        engine.VisitWeights((l, layer) =>
         {
-            cancellationToken.ThrowIfCancellationRequested();
             using var scope = NewDisposeScope();
             double sum = 0;
             long count = 0;
@@ -198,8 +194,8 @@ public sealed class MagnitudeMetric : IImportanceMetric
                 count += p.numel();
             }
 
-            return sum / count;
-        }).ToArray();
+            scores[l] = sum / count;
+        }, cancellationToken);
         return ValueTask.FromResult(new LayerScores(scores));
     }
 }
@@ -207,7 +203,7 @@ public sealed class MagnitudeMetric : IImportanceMetric
 /// <summary>
 /// ShortGPT's Block Influence: 1 − the mean cosine similarity between a layer's input and output hidden states over
 /// the calibration tokens. A layer that barely changes its input scores near 0 and is pruned first. Name
-/// <c>block-influence</c>. Needs a <see cref="TorchCausalLM"/>.
+/// <c>block-influence</c>. Runs on the <see cref="LayerEngine"/> (in memory or streamed).
 /// </summary>
 public sealed class BlockInfluenceMetric : IImportanceMetric
 {
@@ -231,34 +227,60 @@ public sealed class BlockInfluenceMetric : IImportanceMetric
     public ValueTask<LayerScores> ScoreAsync(ImportanceRequest request, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
-        var module = TorchCausalLM.Require(request.Model, Name);
-        var layers = module.Layers;
-        var sums = new double[layers.Count];
-        long tokens = 0;
-        using var noGrad = no_grad();
-        foreach (var sample in request.Samples)
+        var engine = LayerEngine.For(request.Model);
+        var sequences = request.Samples.Select(s => request.Model.Tokenize(s.Text, _maxTokens)).Where(ids => ids.Count > 0).ToArray();
+        var sums = new double[engine.LayerCount];
+        long tokens = sequences.Sum(s => (long)s.Count);
+        var progress = new LayerScoringProgress(Name, request.Progress, engine.LayerCount);
+        if (tokens > 0)
         {
-            var ids = request.Model.Tokenize(sample.Text, _maxTokens);
-            if (ids.Count == 0) continue;
-            using var scope = NewDisposeScope();
-            var input = tensor(ids.Select(i => (long)i).ToArray(), [1, ids.Count], device: module.Device);
-            using var context = module.CreateLayerContext(ids.Count);
-            var hidden = module.Embed(input);
-            for (int l = 0; l < layers.Count; l++)
+            engine.Forward(sequences, layer =>
             {
-                cancellationToken.ThrowIfCancellationRequested();
-                var output = module.ForwardLayer(l, hidden, context);
-                var cos = nn.functional.cosine_similarity(hidden.to_type(ScalarType.Float32), output.to_type(ScalarType.Float32), dim: -1);
-                sums[l] += cos.sum().item<float>();
-                hidden = output;
-            }
-
-            tokens += ids.Count;
+                using var scope = NewDisposeScope();
+                var cos = nn.functional.cosine_similarity(layer.Input.to_type(ScalarType.Float32), layer.Output.to_type(ScalarType.Float32), dim: -1);
+                sums[layer.Layer] = (cos * layer.TokenMask).to_type(ScalarType.Float64).sum().item<double>();
+                progress.Step();
+            }, null, cancellationToken);
         }
 
         if (tokens == 0) throw new ArgumentException("Block influence needs at least one calibration token; the samples are empty.", nameof(request));
         return ValueTask.FromResult(new LayerScores(sums.Select(s => 1.0 - s / tokens).ToArray()));
     }
+}
+
+/// <summary>Per-layer gradient norms of loss combinations on a <see cref="LayerEngine"/>.</summary>
+internal static class GradientNorms
+{
+    /// <summary>
+    /// Progress steps of one <see cref="MeanNormPerParameter"/> call: one per combination in memory (each is a pass), one
+    /// per layer when streaming (all combinations go through each layer together).
+    /// </summary>
+    public static int Steps(LayerEngine engine, int combinations) => engine.IsStreaming ? engine.LayerCount : combinations;
+
+    /// <summary>
+    /// For each combination, the norm of its gradient with respect to each layer's parameters divided by the layer's
+    /// parameter count; the mean over combinations, one value per layer.
+    /// </summary>
+    public static double[] MeanNormPerParameter(LayerEngine engine, IReadOnlyList<LossCombination> combinations, INormAggregator norm, bool recompute, LayerScoringProgress progress, CancellationToken cancellationToken)
+    {
+        var sums = new double[engine.LayerCount];
+        engine.Gradients(combinations, layer =>
+        {
+            var parts = new double[layer.Gradients.Count];
+            for (int i = 0; i < parts.Length; i++) parts[i] = LayerwiseBackward.Norm(layer.Gradients[i], norm.Order);
+            sums[layer.Layer] += norm.Combine(parts) / layer.ParameterCount;
+            if (engine.IsStreaming ? layer.Combination == combinations.Count - 1 : layer.Layer == 0) progress.Step();
+        }, recompute, null, cancellationToken);
+        return sums.Select(s => s / combinations.Count).ToArray();
+    }
+}
+
+/// <summary>Reports <see cref="ScoringProgress"/> steps of a metric (a loss combination done, or a layer visited).</summary>
+internal sealed class LayerScoringProgress(string metric, IProgress<ScoringProgress>? progress, int total)
+{
+    private int _done;
+
+    public void Step() => progress?.Report(new ScoringProgress(metric, ++_done, total));
 }
 
 /// <summary>Tokenization helpers shared by the metrics.</summary>

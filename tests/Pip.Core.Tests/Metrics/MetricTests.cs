@@ -39,6 +39,21 @@ public class MetricTests
     }
 
     [Fact]
+    public async Task PerplexityDrop_ModelWithOnePassSkipLosses_UsesItInsteadOfOneLossPerLayer()
+    {
+        var model = new OnePassModel(new FakeModel(3, importance: [0.5, 0.1, 2.0]), [1.0, 1.7, 1.2, 3.5]);
+        var progress = new ListProgress<ScoringProgress>();
+        var metric = new PerplexityDropMetric(new PerplexityDropMetricOptions());
+
+        LayerScores scores = await metric.ScoreAsync(Request(model, progress: progress));
+
+        scores.Scores.Should().Equal([0.7, 0.2, 2.5], (x, y) => Math.Abs(x - y) < 1e-12);
+        model.Calls.Should().Be(1);
+        model.Inner.LossCalls.Should().Be(0);
+        progress.Items.Select(p => (p.Completed, p.Total)).Should().Equal((4, 4));
+    }
+
+    [Fact]
     public async Task PerplexityDrop_Iterative_IsSlebOrderOnFakeModel()
     {
         double[] importance = [0.5, 0.1, 2.0, 0.3, 0.05, 1.0];
@@ -59,5 +74,35 @@ public class MetricTests
         Func<Task> act = async () => await metric.ScoreAsync(Request(new FakeModel(3)), new CancellationToken(true));
 
         await act.Should().ThrowAsync<OperationCanceledException>();
+    }
+
+    private sealed class OnePassModel(FakeModel inner, double[] losses) : IPrunableModel, ILayerSkipLossModel
+    {
+        public FakeModel Inner => inner;
+
+        public int Calls { get; private set; }
+
+        public string Architecture => inner.Architecture;
+
+        public int LayerCount => inner.LayerCount;
+
+        public long ParameterCount => inner.ParameterCount;
+
+        public IReadOnlyList<int> OriginalLayerIndices => inner.OriginalLayerIndices;
+
+        public long GetLayerParameterCount(int layer) => inner.GetLayerParameterCount(layer);
+
+        public IReadOnlyList<int> Tokenize(string text) => inner.Tokenize(text);
+
+        public ValueTask<double> ComputeLossAsync(IReadOnlyList<IReadOnlyList<int>> sequences, IReadOnlySet<int>? skipLayers = null, CancellationToken cancellationToken = default) =>
+            inner.ComputeLossAsync(sequences, skipLayers, cancellationToken);
+
+        public void RemoveLayers(IReadOnlyCollection<int> layers) => inner.RemoveLayers(layers);
+
+        public ValueTask<IReadOnlyList<double>> ComputeLayerSkipLossesAsync(IReadOnlyList<IReadOnlyList<int>> sequences, CancellationToken cancellationToken = default)
+        {
+            Calls++;
+            return ValueTask.FromResult<IReadOnlyList<double>>(losses);
+        }
     }
 }

@@ -1,0 +1,262 @@
+using Pip.Checkpoints;
+using Pip.Tokenization;
+using Pip.Torch.Checkpoints;
+using Pip.Torch.Models;
+using static TorchSharp.torch;
+
+namespace Pip.Torch.Streaming;
+
+/// <summary>Options of a <see cref="StreamedCausalLM"/>.</summary>
+public sealed class StreamingOptions
+{
+    /// <summary>The type to compute in; null for automatic (the checkpoint's type where the device runs it fast, else float32; see <see cref="TorchPrecision"/>).</summary>
+    public ScalarType? ComputeType { get; set; }
+
+    /// <summary>The device (CPU or CUDA); null for the CPU.</summary>
+    public Device? Device { get; set; }
+
+    /// <summary>The largest piece of the output projection read and multiplied at once, in bytes of the compute type (default 256 MiB).</summary>
+    public long HeadChunkBytes { get; set; } = 256L << 20;
+
+    /// <summary>
+    /// Above this many bytes of layer-boundary hidden states (layers × tokens × hidden × type size), a gradient pass
+    /// keeps them in a temporary file instead of memory, so that memory stays flat in the layer count (default 256 MiB).
+    /// </summary>
+    public long SpillThresholdBytes { get; set; } = 256L << 20;
+
+    /// <summary>The folder of spill files (deleted when the pass ends); null for the system's temporary folder.</summary>
+    public string? SpillDirectory { get; set; }
+}
+
+/// <summary>
+/// A Llama-layout checkpoint (Llama, Mistral, Qwen2) pruned and scored without ever being loaded whole: decoder layers
+/// are read from the safetensors files when a pass needs them and freed after (see <see cref="LayerEngine"/>). After
+/// <see cref="RemoveLayers"/> the model is "the source checkpoint minus these layers": nothing is written until
+/// <see cref="Save"/>, which copies the kept tensors tensor by tensor.
+/// </summary>
+/// <remarks>
+/// <para>Memory: only the final norm stays resident; a pass holds one layer's weights (and, in a gradient pass, its
+/// gradients), the layer-boundary hidden states of the pass's sequences, the embedding rows of their tokens and one
+/// chunk of the output projection.</para>
+/// <para>Ownership: this object owns the open checkpoint files and closes them on <see cref="Dispose"/>; the source
+/// folder is only read. The files must not change while it is open.</para>
+/// <para>Thread-safety: not thread-safe; one pass at a time.</para>
+/// </remarks>
+public sealed class StreamedCausalLM : IPrunableModel, ILayerSkipLossModel, IDisposable
+{
+    private readonly CheckpointLayerStack _stack;
+    private readonly List<int> _kept;
+
+    private StreamedCausalLM(string folder, LlamaConfig config, CheckpointLayerStack stack, HfTokenizer? tokenizer)
+    {
+        SourceFolder = folder;
+        SourceConfig = config;
+        _stack = stack;
+        Tokenizer = tokenizer;
+        _kept = Enumerable.Range(0, config.NumHiddenLayers).ToList();
+        Engine = new LayerEngine(stack);
+    }
+
+    /// <summary>The layer source (read statistics for benchmarks).</summary>
+    internal CheckpointLayerStack Stack => _stack;
+
+    /// <summary>The folder streamed from.</summary>
+    public string SourceFolder { get; }
+
+    /// <summary>The configuration of the checkpoint as stored (all layers).</summary>
+    public LlamaConfig SourceConfig { get; }
+
+    /// <summary>The configuration of the model as it is now (removed layers left out).</summary>
+    public LlamaConfig Config =>
+        (SourceConfig with { NumHiddenLayers = _kept.Count, LayerShapes = null }).WithLayerShapes(_kept.Select(SourceConfig.ShapeOf).ToArray());
+
+    /// <summary>The tokenizer, or null when the folder has no <c>tokenizer.json</c>.</summary>
+    public HfTokenizer? Tokenizer { get; }
+
+    /// <summary>The type computations run in.</summary>
+    public ScalarType ComputeType => _stack.ComputeType;
+
+    /// <summary>The layer engine over this model (<see cref="LayerEngine.For"/> returns it).</summary>
+    public LayerEngine Engine { get; }
+
+    /// <inheritdoc />
+    public string Architecture => SourceConfig.Architecture;
+
+    /// <inheritdoc />
+    public int LayerCount => _kept.Count;
+
+    /// <inheritdoc />
+    public long ParameterCount
+    {
+        get
+        {
+            var folder = _stack.Folder;
+            var kept = new HashSet<int>(_kept);
+            long total = 0;
+            foreach (var name in folder.TensorNames)
+            {
+                if (SourceConfig.TieWordEmbeddings && name == LlamaForCausalLM.LmHeadWeightName) continue;
+                if (TryLayerOf(name, out int layer, out _) && !kept.Contains(layer)) continue;
+                total += folder.GetInfo(name).ElementCount;
+            }
+
+            return total;
+        }
+    }
+
+    /// <inheritdoc />
+    public IReadOnlyList<int> OriginalLayerIndices => _kept;
+
+    /// <summary>Opens a model folder for streaming: reads <c>config.json</c>, the safetensors headers and <c>tokenizer.json</c>, no weights but the final norm.</summary>
+    /// <param name="folder">The model folder.</param>
+    /// <param name="options">Options; null for the defaults.</param>
+    /// <returns>The model; dispose it.</returns>
+    /// <exception cref="DirectoryNotFoundException">The folder does not exist.</exception>
+    /// <exception cref="CheckpointFormatException">The folder has no safetensors weights (e.g. only a pickled checkpoint, which cannot be streamed) or they are malformed.</exception>
+    /// <exception cref="NotSupportedException">The architecture is not Llama-layout (OPT is not streamed; load it in memory).</exception>
+    public static StreamedCausalLM Open(string folder, StreamingOptions? options = null)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(folder);
+        if (!Directory.Exists(folder)) throw new DirectoryNotFoundException($"Model folder '{folder}' does not exist.");
+        options ??= new StreamingOptions();
+        var full = Path.GetFullPath(folder);
+        IModelConfig config;
+        using (var probe = CheckpointFolder.Open(full)) config = probe.LoadModelConfig();
+        if (config is not LlamaConfig llama)
+            throw new NotSupportedException($"Model folder '{folder}' is {config.Architecture}; streaming supports Llama-layout checkpoints (Llama, Mistral, Qwen2). Load it in memory instead.");
+        var type = TorchPrecision.Resolve(options.ComputeType, TorchCausalLM.DtypeOf(llama), options.Device);
+        long elementSize = type == ScalarType.Float32 ? 4 : 2;
+        long rows = Math.Max(1, options.HeadChunkBytes / (llama.HiddenSize * elementSize));
+        var stack = new CheckpointLayerStack(full, llama, type, options.Device, rows, options.SpillThresholdBytes, options.SpillDirectory);
+        try
+        {
+            var tokenizer = File.Exists(Path.Combine(full, "tokenizer.json")) ? HfTokenizer.Load(full) : null;
+            return new StreamedCausalLM(full, llama, stack, tokenizer);
+        }
+        catch
+        {
+            stack.Dispose();
+            throw;
+        }
+    }
+
+    /// <inheritdoc />
+    public long GetLayerParameterCount(int layer)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(layer);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(layer, LayerCount);
+        return _stack.LayerParameterCount(layer);
+    }
+
+    /// <inheritdoc />
+    public IReadOnlyList<int> Tokenize(string text)
+    {
+        if (Tokenizer is null) throw new InvalidOperationException("This model was opened without a tokenizer.json; it cannot tokenize text.");
+        return Tokenizer.Encode(text);
+    }
+
+    /// <inheritdoc />
+    public ValueTask<double> ComputeLossAsync(IReadOnlyList<IReadOnlyList<int>> sequences, IReadOnlySet<int>? skipLayers = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(sequences);
+        var usable = sequences.Where(s => s.Count >= 2).ToArray();
+        if (usable.Length == 0) throw new ArgumentException("No sequence has two or more tokens.", nameof(sequences));
+        var losses = Engine.SequenceLosses(usable, skipLayers, null, cancellationToken);
+        double nll = 0, tokens = 0;
+        for (int i = 0; i < usable.Length; i++)
+        {
+            nll += losses[i] * (usable[i].Count - 1);
+            tokens += usable[i].Count - 1;
+        }
+
+        return ValueTask.FromResult(nll / tokens);
+    }
+
+    /// <inheritdoc />
+    public ValueTask<IReadOnlyList<double>> ComputeLayerSkipLossesAsync(IReadOnlyList<IReadOnlyList<int>> sequences, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(sequences);
+        var usable = sequences.Where(s => s.Count >= 2).ToArray();
+        if (usable.Length == 0) throw new ArgumentException("No sequence has two or more tokens.", nameof(sequences));
+        var losses = LayerEngine.For(this).SkipEachLayer(usable, null, cancellationToken);
+        return ValueTask.FromResult<IReadOnlyList<double>>([losses.Dense, .. losses.Skipped]);
+    }
+
+    /// <inheritdoc />
+    public void RemoveLayers(IReadOnlyCollection<int> layers)
+    {
+        ArgumentNullException.ThrowIfNull(layers);
+        var bad = layers.Where(i => i < 0 || i >= _kept.Count).Distinct().Order().ToArray();
+        if (bad.Length > 0)
+            throw new ArgumentOutOfRangeException(nameof(layers), $"Layer indices {string.Join(", ", bad)} are out of range: the model has {_kept.Count} layers.");
+        foreach (int l in layers.Distinct().OrderDescending()) _kept.RemoveAt(l);
+        _stack.OriginalLayerIndices = _kept.ToArray();
+    }
+
+    /// <summary>
+    /// Writes the model as it is now (the source checkpoint minus the removed layers, the kept ones renumbered) as a
+    /// Hugging Face folder, atomically, tensor by tensor from the source files: at most one tensor is in memory.
+    /// </summary>
+    /// <param name="folder">The destination; refused if it exists and is not empty, unless <see cref="CheckpointSaveOptions.Overwrite"/>.</param>
+    /// <param name="dtype">The type to store floating-point weights in; null for the checkpoint's types.</param>
+    /// <param name="options">Overwrite, sharding and files to add besides the source's tokenizer and companion files
+    /// (<see cref="CheckpointSaveOptions.ExtraFiles"/>, <see cref="CheckpointSaveOptions.WriteExtraFiles"/>); null for the defaults.</param>
+    /// <param name="cancellationToken">Cancels the save; nothing is left half-written.</param>
+    public void Save(string folder, ScalarType? dtype = null, CheckpointSaveOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(folder);
+        var source = _stack.Folder;
+        var renumber = _kept.Select((original, index) => (original, index)).ToDictionary(p => p.original, p => p.index);
+        var sources = new List<SafeTensorSource>();
+        var names = source.TensorNames.ToList();
+        foreach (var name in names)
+        {
+            string target = name;
+            if (TryLayerOf(name, out int layer, out string rest))
+            {
+                if (!renumber.TryGetValue(layer, out int index)) continue;
+                target = $"model.layers.{index}.{rest}";
+            }
+
+            var info = source.GetInfo(name);
+            var storedType = TorchSafeTensors.ToScalarType(info.DType);
+            var type = dtype is { } d && info.DType.IsFloatingPoint() ? d : storedType;
+            var tensorName = name;
+            sources.Add(new SafeTensorSource(target, TorchSafeTensors.ToSafeTensorDType(type), info.Shape, (stream, ct) =>
+            {
+                using var scope = NewDisposeScope();
+                var t = _stack.ReadStored(tensorName);
+                if (t.dtype != type) t = t.to_type(type);
+                using var flat = t.reshape(-1);
+                long chunk = Math.Max(1, (1L << 30) / flat.ElementSize);
+                for (long start = 0; start < flat.numel(); start += chunk)
+                {
+                    ct.ThrowIfCancellationRequested();
+                    using var part = flat.narrow(0, start, Math.Min(chunk, flat.numel() - start));
+                    stream.Write(part.bytes);
+                }
+            }));
+        }
+
+        var savedType = dtype ?? TorchCausalLM.DtypeOf(SourceConfig);
+        var config = Config.WithTorchDtype(savedType switch { ScalarType.BFloat16 => "bfloat16", ScalarType.Float16 => "float16", _ => "float32" });
+        options ??= new CheckpointSaveOptions();
+        var extras = TorchCausalLM.CompanionFiles.Select(f => Path.Combine(SourceFolder, f)).Where(File.Exists).Concat(options.ExtraFiles).ToArray();
+        CheckpointWriter.Save(folder, config, sources, options with { ExtraFiles = extras }, cancellationToken);
+    }
+
+    private static bool TryLayerOf(string name, out int layer, out string rest)
+    {
+        const string Prefix = "model.layers.";
+        layer = -1;
+        rest = "";
+        if (!name.StartsWith(Prefix, StringComparison.Ordinal)) return false;
+        int dot = name.IndexOf('.', Prefix.Length);
+        if (dot < 0 || !int.TryParse(name.AsSpan(Prefix.Length, dot - Prefix.Length), out layer)) return false;
+        rest = name[(dot + 1)..];
+        return true;
+    }
+
+    /// <inheritdoc />
+    public void Dispose() => _stack.Dispose();
+}

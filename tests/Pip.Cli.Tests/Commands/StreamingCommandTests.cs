@@ -1,0 +1,110 @@
+using System.Text.Json;
+using Pip.Checkpoints;
+using Pip.Torch;
+using static TorchSharp.torch;
+
+namespace Pip.Cli.Tests.Commands;
+
+/// <summary><c>--stream</c> and <c>--memory-limit</c> on prune and eval: same results as in memory, clear errors.</summary>
+public sealed class StreamingCommandTests : IAsyncLifetime
+{
+    private readonly string _root = Path.Combine(Path.GetTempPath(), "pip-cli-stream-tests-" + Guid.NewGuid().ToString("N"));
+
+    private string ModelFolder => Path.Combine(_root, "tiny");
+
+    private static string Calibration => PruneFixture.BundledCalibration;
+
+    public async Task InitializeAsync()
+    {
+        Directory.CreateDirectory(_root);
+        var created = await CliRunner.RunAsync("create-random", "--out", ModelFolder, "--preset", "tiny", "--seed", "5", "--tokenizer-corpus", Calibration, "--json");
+        if (created.ExitCode != 0) throw new InvalidOperationException("create-random failed: " + created.Error);
+    }
+
+    public Task DisposeAsync()
+    {
+        if (Directory.Exists(_root)) Directory.Delete(_root, recursive: true);
+        return Task.CompletedTask;
+    }
+
+    [Fact]
+    public async Task Prune_StreamPipIterative_WritesSameModelAsInMemory()
+    {
+        string[] common = ["prune", "--model", ModelFolder, "--metric", "pip", "--ratio", "0.4", "--samples", "2", "--max-tokens", "24", "--sets", "2", "--rate", "0.2", "--dtype", "float32", "--json"];
+        var memoryOut = Path.Combine(_root, "memory");
+        var streamedOut = Path.Combine(_root, "streamed");
+        var memory = await CliRunner.RunAsync([.. common, "--out", memoryOut]);
+        var streamed = await CliRunner.RunAsync(new CliSetup(), [.. common, "--out", streamedOut, "--stream"]);
+
+        memory.ExitCode.Should().Be(ExitCodes.Success, memory.Error);
+        streamed.ExitCode.Should().Be(ExitCodes.Success, streamed.Error);
+        streamed.Logs.Should().Contain(l => l.Contains("streaming", StringComparison.OrdinalIgnoreCase));
+        using var a = TorchCausalLM.Load(memoryOut, ScalarType.Float32);
+        using var b = TorchCausalLM.Load(streamedOut, ScalarType.Float32);
+        using var source = TorchCausalLM.Load(ModelFolder, ScalarType.Float32);
+        b.LayerCount.Should().Be(a.LayerCount).And.BeLessThan(source.LayerCount);
+        var expected = a.Model.NamedWeights();
+        foreach (var (name, weight) in b.Model.NamedWeights())
+            (weight.shape.SequenceEqual(expected[name].shape) && weight.eq(expected[name]).all().item<bool>()).Should().BeTrue(name);
+        File.Exists(Path.Combine(streamedOut, "tokenizer.json")).Should().BeTrue();
+        File.Exists(Path.Combine(streamedOut, "pruning-report.json")).Should().BeTrue();
+    }
+
+    [Fact]
+    public async Task Eval_Stream_EqualsInMemory()
+    {
+        string[] common = ["eval", "--model", ModelFolder, "--text", Calibration, "--window", "32", "--stride", "16", "--max-tokens", "150", "--dtype", "float32", "--json"];
+        var memory = await CliRunner.RunAsync(common);
+        var streamed = await CliRunner.RunAsync([.. common, "--stream"]);
+        memory.ExitCode.Should().Be(ExitCodes.Success, memory.Error);
+        streamed.ExitCode.Should().Be(ExitCodes.Success, streamed.Error);
+        using var m = JsonDocument.Parse(memory.Out);
+        using var s = JsonDocument.Parse(streamed.Out);
+        var expected = m.RootElement.GetProperty("nll").GetDouble();
+        s.RootElement.GetProperty("nll").GetDouble().Should().BeApproximately(expected, 1e-4 * expected);
+        s.RootElement.GetProperty("tokens").GetInt64().Should().Be(m.RootElement.GetProperty("tokens").GetInt64());
+    }
+
+    [Fact]
+    public async Task Eval_MemoryLimitBetweenLayerAndModel_StreamsAutomaticallyAndSaysSo()
+    {
+        using var checkpoint = CheckpointFolder.Open(ModelFolder);
+        var config = checkpoint.LoadModelConfig();
+        long total = checkpoint.TensorNames.Where(n => !(config.TieWordEmbeddings && n == "lm_head.weight")).Sum(n => checkpoint.GetInfo(n).ElementCount);
+        long layer = checkpoint.TensorNames.Where(n => n.StartsWith("model.layers.0.", StringComparison.Ordinal)).Sum(n => checkpoint.GetInfo(n).ElementCount);
+        long resident = (long)(total * 4 * 1.5), working = layer * 4 * 3 + 2L * config.VocabSize * config.HiddenSize * 4;
+        working.Should().BeLessThan(resident, "the test needs a limit between the two");
+        var limit = (resident + working) / 2;
+
+        var run = await CliRunner.RunAsync(new CliSetup(), ["eval", "--model", ModelFolder, "--text", Calibration, "--window", "32", "--max-tokens", "100", "--dtype", "float32", "--memory-limit", limit.ToString(System.Globalization.CultureInfo.InvariantCulture), "--json"]);
+
+        run.ExitCode.Should().Be(ExitCodes.Success, run.Error);
+        run.Logs.Should().Contain(l => l.Contains("more than the memory limit", StringComparison.Ordinal) && l.Contains("streaming", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Prune_MemoryLimitBelowOneLayer_ExitsWithBadInputNamingWhatIsNeeded()
+    {
+        var run = await CliRunner.RunAsync("prune", "--model", ModelFolder, "--out", Path.Combine(_root, "x"), "--metric", "taylor", "--layers", "1",
+            "--samples", "2", "--max-tokens", "16", "--memory-limit", "1K");
+        run.ExitCode.Should().Be(ExitCodes.BadInput);
+        run.Error.Should().Contain("--memory-limit").And.Contain("streaming").And.Contain("Give at least");
+    }
+
+    [Fact]
+    public async Task Prune_WidthWithStream_ExitsWithBadInput()
+    {
+        var run = await CliRunner.RunAsync("prune", "--model", ModelFolder, "--out", Path.Combine(_root, "w"), "--mode", "width", "--ratio", "0.1",
+            "--samples", "2", "--max-tokens", "16", "--stream");
+        run.ExitCode.Should().Be(ExitCodes.BadInput);
+        run.Error.Should().Contain("--stream");
+    }
+
+    [Fact]
+    public async Task Eval_MemoryLimitNotASize_ExitsWithBadInput()
+    {
+        var run = await CliRunner.RunAsync("eval", "--model", ModelFolder, "--text", Calibration, "--memory-limit", "lots");
+        run.ExitCode.Should().Be(ExitCodes.BadInput);
+        run.Error.Should().Contain("not a size");
+    }
+}
