@@ -121,10 +121,16 @@ public sealed class StreamedCausalLM : IPrunableModel, ILayerSkipLossModel, IDis
         options ??= new StreamingOptions();
         var full = Path.GetFullPath(folder);
         IModelConfig config;
-        using (var probe = CheckpointFolder.Open(full)) config = probe.LoadModelConfig();
+        using (var probe = CheckpointFolder.Open(full))
+        {
+            config = probe.LoadModelConfig();
+            // The config's sizes are bounded by the weights present before anything is allocated, as for a resident load.
+            ConfigWeightsCheck.Check(probe, config);
+        }
+
         if (config is not LlamaConfig llama)
             throw new NotSupportedException($"Model folder '{folder}' is {config.Architecture}; streaming supports Llama-layout checkpoints (Llama, Mistral, Qwen2). Load it in memory instead.");
-        var type = TorchPrecision.Resolve(options.ComputeType, TorchCausalLM.DtypeOf(llama), options.Device);
+        var type = TorchPrecision.Resolve(options.ComputeType, TorchCausalLM.DtypeOf(llama), options.Device, llama);
         long elementSize = type == ScalarType.Float32 ? 4 : 2;
         long rows = Math.Max(1, options.HeadChunkBytes / (llama.HiddenSize * elementSize));
         var stack = new CheckpointLayerStack(full, llama, type, options.Device, rows, options.SpillThresholdBytes, options.SpillDirectory);

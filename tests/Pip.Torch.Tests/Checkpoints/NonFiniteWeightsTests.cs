@@ -104,6 +104,22 @@ public sealed class NonFiniteWeightsTests : IDisposable
     }
 
     [Fact]
+    public void Open_StreamedConfigWithBillionLayers_RefusedBeforeAllocating()
+    {
+        var folder = Path.Combine(_root, "huge-streamed");
+        using (var original = PruningFixtures.Create(seed: 7, layers: 2)) original.Save(folder);
+        var configPath = Path.Combine(folder, "config.json");
+        var config = JsonNode.Parse(File.ReadAllText(configPath))!;
+        config["num_hidden_layers"] = 1_000_000_000;
+        File.WriteAllText(configPath, config.ToJsonString());
+
+        var act = () => Pip.Torch.Streaming.StreamedCausalLM.Open(folder);
+
+        act.Should().Throw<CheckpointFormatException>()
+            .Which.Message.Should().Contain("config.json").And.Contain("num_hidden_layers").And.Contain("1000000000").And.Contain("2 layers");
+    }
+
+    [Fact]
     public void Load_CancelledToken_ThrowsOperationCanceled()
     {
         var folder = Path.Combine(_root, "cancel");
