@@ -38,10 +38,12 @@ public sealed record PrecisionProbeShape(int Hidden, int Intermediate)
 /// times SLOWER than float32. But even where the instructions exist, the whole model need not be faster: the demo
 /// model evaluates at 5.8 k tokens/s in bf16 and 7.4 k in float32 on an AVX-512-BF16 CPU whose bare matrix products
 /// are faster in bf16 (norms, activations and small products pay conversions). So the choice follows measured speed
-/// at the model's own shapes: <see cref="IsFast(ScalarType, Device?, PrecisionProbeShape)"/> times one decoder layer's
-/// MLP (gate and up projections, SiLU product, down projection, RMS norm, forward and the weight-gradient product) on
-/// 32 tokens in float32 and in the candidate type, and accepts the candidate when it is at most
-/// <see cref="Tolerance"/> times as slow. CPUs whose flags show no bf16 instructions are refused without timing (a busy
+/// at the model's own shapes: <see cref="IsFast(ScalarType, Device?, PrecisionProbeShape)"/> times one decoder layer
+/// (RMS norms, q/k/v projections, causal attention, output projection, the SiLU MLP and its weight-gradient product) on
+/// 128 tokens in float32 and in the candidate type, and accepts the candidate only when it is at least
+/// <see cref="RequiredSpeedup"/> times as fast: near a tie the timing would flip between runs on a busy machine, and
+/// with it the numbers a model computes (bf16 and float32 losses differ in the fourth digit), so a tie goes to the
+/// more accurate float32 (memory is the streaming engine's and <c>--dtype</c>'s business). CPUs whose flags show no bf16 instructions are refused without timing (a busy
 /// machine could otherwise mislead the probe), and a 256³ product first rules out libtorch's scalar fallback in a few
 /// milliseconds; the layer probe then costs tens of milliseconds. Decisions are cached per device, type and shape
 /// class (<see cref="PrecisionProbeShape"/>: the model's sizes capped at <see cref="MaxProbeHidden"/>), once per
@@ -53,10 +55,12 @@ public static class TorchPrecision
     /// <summary>The largest hidden size probed; larger models are probed at this size, with their MLP ratio.</summary>
     public const int MaxProbeHidden = 1024;
 
-    /// <summary>How much slower than float32 a type may be and still count as fast (it halves memory): 1.1.</summary>
-    public const double Tolerance = 1.1;
+    /// <summary>How many times faster than float32 a type must run to be chosen: 1.25 (a tie goes to float32).</summary>
+    public const double RequiredSpeedup = 1.25;
 
-    private const int ProbeTokens = 32;
+    private const int ProbeTokens = 128;
+
+    private const int ProbeHeadDim = 64;
 
     /// <summary>How many times each type's layer probe runs, alternating (the best time counts).</summary>
     internal const int LayerRounds = 3;
@@ -69,8 +73,8 @@ public static class TorchPrecision
     public static bool IsFast(ScalarType type, Device? device = null) => IsFast(type, device, PrecisionProbeShape.Default);
 
     /// <summary>
-    /// Whether a decoder layer of the given shape runs in <paramref name="type"/> at most <see cref="Tolerance"/> times
-    /// as slow as in float32 on <paramref name="device"/> (measured once per device, type and shape, then cached).
+    /// Whether a decoder layer of the given shape runs in <paramref name="type"/> at least <see cref="RequiredSpeedup"/>
+    /// times as fast as in float32 on <paramref name="device"/> (measured once per device, type and shape, then cached).
     /// </summary>
     /// <param name="type">A floating type.</param>
     /// <param name="device">The device, or null for the CPU.</param>
@@ -108,7 +112,7 @@ public static class TorchPrecision
             reference = Math.Min(reference, timeMs(ScalarType.Float32, device, shape, false));
         }
 
-        return candidate <= Tolerance * reference;
+        return candidate * RequiredSpeedup <= reference;
     }
 
     /// <summary>
@@ -156,7 +160,7 @@ public static class TorchPrecision
     public static ScalarType Resolve(ScalarType? requested, ScalarType stored, Device? device, IModelConfig config) =>
         requested ?? (IsFast(stored, device, PrecisionProbeShape.Of(config)) ? stored : ScalarType.Float32);
 
-    /// <summary>The best of a few timings, in milliseconds, of a small square product (<paramref name="quick"/>) or of one MLP block.</summary>
+    /// <summary>The best of a few timings, in milliseconds, of a small square product (<paramref name="quick"/>) or of one decoder layer's forward (attention and MLP) plus the MLP's weight-gradient product.</summary>
     private static double TimeProbe(ScalarType type, Device device, PrecisionProbeShape shape, bool quick)
     {
         using var scope = NewDisposeScope();
@@ -172,16 +176,24 @@ public static class TorchPrecision
 
         var x = Random(ProbeTokens, shape.Hidden);
         var norm = ones(shape.Hidden, dtype: type, device: device);
+        var qkv = Random(3 * shape.Hidden, shape.Hidden);
+        var o = Random(shape.Hidden, shape.Hidden);
         var gate = Random(shape.Intermediate, shape.Hidden);
         var up = Random(shape.Intermediate, shape.Hidden);
         var down = Random(shape.Hidden, shape.Intermediate);
+        long heads = Math.Max(1, shape.Hidden / ProbeHeadDim);
+        Tensor Norm(Tensor t) => t * (t.pow(2).mean([-1], keepdim: true) + 1e-5).rsqrt() * norm;
         return Time(() =>
         {
             using var inner = NewDisposeScope();
-            var h = x * (x.pow(2).mean([-1], keepdim: true) + 1e-5).rsqrt() * norm;
-            var a = nn.functional.silu(nn.functional.linear(h, gate)) * nn.functional.linear(h, up);
-            var y = nn.functional.linear(a, down);
-            y.t().matmul(a); // the weight-gradient product of the backward pass
+            // Attention: projections, causal scaled dot-product attention over the probe's tokens, output projection.
+            var parts = nn.functional.linear(Norm(x), qkv).view(ProbeTokens, 3, heads, -1).permute(1, 2, 0, 3);
+            var attention = nn.functional.scaled_dot_product_attention(parts[0], parts[1], parts[2], is_casual: true);
+            var h = x + nn.functional.linear(attention.permute(1, 0, 2).reshape(ProbeTokens, shape.Hidden), o);
+            // MLP and the weight-gradient product of the backward pass.
+            var a = nn.functional.silu(nn.functional.linear(Norm(h), gate)) * nn.functional.linear(Norm(h), up);
+            var y = h + nn.functional.linear(a, down);
+            y.t().matmul(a);
         }, device);
     }
 

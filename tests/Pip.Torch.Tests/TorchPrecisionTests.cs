@@ -78,9 +78,11 @@ public sealed class TorchPrecisionTests
 
     [Theory]
     [InlineData(10.0, 6.0, true)]
-    [InlineData(10.0, 10.9, true)]
+    [InlineData(10.0, 7.9, true)]
+    [InlineData(10.0, 8.1, false)]
+    [InlineData(10.0, 9.5, false)]
     [InlineData(10.0, 11.2, false)]
-    public void Decide_LayerTimings_AcceptWithinTolerance(double float32, double candidate, bool expected)
+    public void Decide_LayerTimings_AcceptOnlyAClearSpeedup(double float32, double candidate, bool expected)
     {
         TorchPrecision.Decide(ScalarType.BFloat16, CPU, PrecisionProbeShape.Default, () => true, Timings(1, 1, float32, candidate)).Should().Be(expected);
     }
