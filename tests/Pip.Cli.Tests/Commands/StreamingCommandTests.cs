@@ -81,6 +81,17 @@ public sealed class StreamingCommandTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Compare_MemoryLimitBelowOneLayer_RefusedWithExitCode2()
+    {
+        var run = await CliRunner.RunAsync("compare", "--model", ModelFolder, "--out", Path.Combine(_root, "cmp-limit"), "--methods", "block-influence", "--ratios", "0.3",
+            "--wikitext", Calibration, "--calibration", Calibration, "--dtype", "float32", "--memory-limit", "1K");
+
+        run.ExitCode.Should().Be(ExitCodes.BadInput, run.Error);
+        run.Error.Should().Contain("--memory-limit").And.Contain("streaming");
+        Directory.Exists(Path.Combine(_root, "cmp-limit")).Should().BeFalse();
+    }
+
+    [Fact]
     public async Task Compare_StreamWithZeroShotTasks_RefusedWithExitCode2()
     {
         var task = Path.Combine(_root, "piqa.jsonl");
