@@ -100,10 +100,12 @@ internal static class CompareCommand
         var device = CommonOptions.Device();
         var overwrite = CommonOptions.Overwrite();
         var json = CommonOptions.Json();
+        var stream = CommonOptions.Stream();
+        var memoryLimit = CommonOptions.MemoryLimit();
 
         var command = new Command("compare", "Prune a model with several methods at several ratios and compare them (perplexity, zero-shot accuracy, layer importance): PIP's Table 2.")
         {
-            model, output, methods, ratios, wikitext, ptb, ptbJoin, tasks, maxItems, calibration, unit, samples, seed, window, batchSize, sets, maxTokens, dtype, device, overwrite, json,
+            model, output, methods, ratios, wikitext, ptb, ptbJoin, tasks, maxItems, calibration, unit, samples, seed, window, batchSize, sets, maxTokens, dtype, device, stream, memoryLimit, overwrite, json,
         };
         CommandRunner.SetBody(command, context, async run =>
         {
@@ -158,6 +160,12 @@ internal static class CompareCommand
             if (errors.Count > 0)
                 throw new CliInputException($"{errors.Count} invalid option(s):{Environment.NewLine}  " + string.Join(Environment.NewLine + "  ", errors));
 
+            // Every run streams the model when asked or when it would not fit: all comparison methods remove whole layers;
+            // zero-shot scoring needs the model in memory.
+            var streaming = ModelStreaming.ShouldStream(run, modelFolder, options.Dtype, options.Device, run.Get(stream), run.Get(memoryLimit),
+                streamable: options.Tasks.Count == 0,
+                notStreamable: "zero-shot tasks (--tasks) need the model in memory; a streamed comparison evaluates perplexity only (--wikitext, --ptb)");
+
             // 2. Calibration samples (the same set for every method).
             var calibrationSet = CalibrationSet.Load(calibrationFile, new CalibrationOptions
             {
@@ -170,7 +178,21 @@ internal static class CompareCommand
                 modelFolder, options.Methods.Count * options.Ratios.Count);
 
             // 3. The comparison.
-            var result = await Comparison.RunAsync(modelFolder, calibrationSet, options, run.WithBars(new ProgressLogger(run.Logger), ProgressBars.Comparison), run.LoggerFactory, ct).ConfigureAwait(false);
+            var progress = run.WithBars(new ProgressLogger(run.Logger), ProgressBars.Comparison);
+            ComparisonResult result;
+            if (!streaming) result = await Comparison.RunAsync(modelFolder, calibrationSet, options, progress, run.LoggerFactory, ct).ConfigureAwait(false);
+            else
+            {
+                try
+                {
+                    result = await Comparison.RunStreamedAsync(modelFolder, calibrationSet, options, new Pip.Torch.Streaming.StreamingOptions { HeadChunkBytes = ModelStreaming.HeadChunkBytes },
+                        progress, run.LoggerFactory, ct).ConfigureAwait(false);
+                }
+                catch (NotSupportedException e)
+                {
+                    throw new CliInputException($"Model folder '{modelFolder}' cannot be streamed: {e.Message}", e);
+                }
+            }
 
             // 4. Output: a staging folder beside --out, moved into place.
             ct.ThrowIfCancellationRequested();

@@ -188,27 +188,10 @@ internal static class ModelStreaming
     /// <exception cref="CliInputException">Streaming is needed but the model cannot be streamed, or the memory limit is below one layer's working set.</exception>
     public static CommandModel LoadOrStream(CommandInvocation run, string folder, ScalarType? dtype, Device device, bool stream, long? memoryLimit, bool streamable = true)
     {
-        var logger = run.Logger;
         var full = ModelLoading.RequireModelFolder(folder);
         device = CommonOptions.CheckDevice(device);
-        var plan = Plan(full, dtype, device, memoryLimit);
-        bool streaming = stream || plan.ResidentBytes > plan.Limit;
-        if (streaming && !streamable)
-        {
-            if (stream) throw new CliInputException("--stream: this command or mode does not stream yet (width pruning needs the model in memory); leave --stream out.");
-            logger.LogWarning("The model needs about {Need} in memory, more than the limit of {Limit}; this mode cannot stream, loading it anyway.", Bytes(plan.ResidentBytes), Bytes(plan.Limit));
-            streaming = false;
-        }
-
-        if (!streaming) return new CommandModel(ModelLoading.Load(run, full, dtype, device), null, full);
-        if (plan.LayerWorkingSet > plan.Limit)
-            throw new CliInputException($"--memory-limit {Bytes(plan.Limit)} is below what streaming '{full}' needs: about {Bytes(plan.LayerWorkingSet)} "
-                + $"(the largest layer's weights, gradients and recomputation in {CommonOptions.DtypeName(plan.ComputeType)}, and a chunk of the output projection). Give at least that.");
-        if (stream)
-            logger.LogInformation("--stream: streaming {Folder} layer by layer ({Need} would be needed in memory).", full, Bytes(plan.ResidentBytes));
-        else
-            logger.LogInformation("The model needs about {Need} in memory, more than the memory limit of {Limit}: streaming {Folder} layer by layer (about {Layer} per layer).",
-                Bytes(plan.ResidentBytes), Bytes(plan.Limit), full, Bytes(plan.LayerWorkingSet));
+        if (!ShouldStream(run, full, dtype, device, stream, memoryLimit, streamable)) return new CommandModel(ModelLoading.Load(run, full, dtype, device), null, full);
+        var logger = run.Logger;
         StreamedCausalLM streamed;
         try
         {
@@ -222,6 +205,37 @@ internal static class ModelStreaming
         logger.LogInformation("Opened {Folder} for streaming: {Layers} layers, {Parameters:N0} parameters, computing in {Dtype} on {Device}.",
             full, streamed.LayerCount, streamed.ParameterCount, CommonOptions.DtypeName(streamed.ComputeType), device);
         return new CommandModel(null, streamed, full);
+    }
+
+    /// <summary>
+    /// Whether a command streams the model: when <paramref name="stream"/> is set or when it would not fit
+    /// <paramref name="memoryLimit"/> (default: <see cref="DefaultMemoryShare"/> of the available memory), saying which in the log.
+    /// </summary>
+    /// <exception cref="CliInputException">Streaming is needed but the mode cannot stream and <paramref name="stream"/> was given, or the memory limit is below one layer's working set.</exception>
+    public static bool ShouldStream(CommandInvocation run, string folder, ScalarType? dtype, Device device, bool stream, long? memoryLimit, bool streamable = true,
+        string notStreamable = "this command or mode does not stream yet (width pruning needs the model in memory)")
+    {
+        var logger = run.Logger;
+        var full = Path.GetFullPath(folder);
+        var plan = Plan(full, dtype, device, memoryLimit);
+        bool streaming = stream || plan.ResidentBytes > plan.Limit;
+        if (streaming && !streamable)
+        {
+            if (stream) throw new CliInputException($"--stream: {notStreamable}; leave --stream out.");
+            logger.LogWarning("The model needs about {Need} in memory, more than the limit of {Limit}; this mode cannot stream, loading it anyway.", Bytes(plan.ResidentBytes), Bytes(plan.Limit));
+            streaming = false;
+        }
+
+        if (!streaming) return false;
+        if (plan.LayerWorkingSet > plan.Limit)
+            throw new CliInputException($"--memory-limit {Bytes(plan.Limit)} is below what streaming '{full}' needs: about {Bytes(plan.LayerWorkingSet)} "
+                + $"(the largest layer's weights, gradients and recomputation in {CommonOptions.DtypeName(plan.ComputeType)}, and a chunk of the output projection). Give at least that.");
+        if (stream)
+            logger.LogInformation("--stream: streaming {Folder} layer by layer ({Need} would be needed in memory).", full, Bytes(plan.ResidentBytes));
+        else
+            logger.LogInformation("The model needs about {Need} in memory, more than the memory limit of {Limit}: streaming {Folder} layer by layer (about {Layer} per layer).",
+                Bytes(plan.ResidentBytes), Bytes(plan.Limit), full, Bytes(plan.LayerWorkingSet));
+        return true;
     }
 
     /// <summary>Parses a size: bytes, or a number with K, M, G or T (powers of 1024; a trailing B or iB is allowed).</summary>

@@ -14,6 +14,11 @@ public sealed record TensorSlice(IReadOnlyList<int>? Rows = null, IReadOnlyList<
 /// <param name="Slice">The rows/columns to keep; null copies it whole.</param>
 public sealed record StreamedTensor(string SourceName, string TargetName, TensorSlice? Slice = null);
 
+/// <summary>What a pruned copy of a checkpoint holds (<see cref="StreamedCheckpointWriter.PlanPruned"/>).</summary>
+/// <param name="Config">The configuration of the new checkpoint (layer count and per-layer widths; the source's element type).</param>
+/// <param name="Tensors">Its tensors, in the order to write them.</param>
+public sealed record StreamedPrunePlan(IModelConfig Config, IReadOnlyList<StreamedTensor> Tensors);
+
 /// <summary>
 /// The width that one decoder layer keeps: which key/value groups (Llama layout: a key/value head with its group of
 /// query heads; OPT: single heads) and which MLP channels. Indices refer to the layer as it is in the source
@@ -83,6 +88,26 @@ public static partial class StreamedCheckpointWriter
     public static IModelConfig SavePruned(CheckpointFolder source, string destinationFolder, IReadOnlyCollection<int> removedLayers,
         IReadOnlyDictionary<int, LayerWidthKeep>? widths = null, CheckpointSaveOptions? options = null, CancellationToken cancellationToken = default)
     {
+        var plan = PlanPruned(source, removedLayers, widths);
+        Save(source, destinationFolder, plan.Config, plan.Tensors, WithCompanionFiles(source, options), cancellationToken);
+        return plan.Config;
+    }
+
+    /// <summary>
+    /// Decides what <see cref="SavePruned"/> writes, without writing: the new configuration and, for every tensor of
+    /// the new checkpoint, its source tensor, its new name (layers renumbered) and its slice. A backend that converts
+    /// tensors as it writes them (another element type) writes this plan itself, so that one implementation decides
+    /// which tensors go where.
+    /// </summary>
+    /// <param name="source">The open source checkpoint (Llama layout or OPT).</param>
+    /// <param name="removedLayers">Indices (in the source) of the layers to drop; may be empty.</param>
+    /// <param name="widths">Per source layer index, what it keeps; layers not listed keep their width. May be null.</param>
+    /// <returns>The plan; its tensors are ordered by layer (embeddings first, head last).</returns>
+    /// <exception cref="ArgumentException">A layer index is out of range, all layers would go, or a kept unit is out
+    /// of range, repeated, unsorted or empty.</exception>
+    /// <exception cref="CheckpointFormatException">The source configuration is malformed.</exception>
+    public static StreamedPrunePlan PlanPruned(CheckpointFolder source, IReadOnlyCollection<int> removedLayers, IReadOnlyDictionary<int, LayerWidthKeep>? widths = null)
+    {
         ArgumentNullException.ThrowIfNull(source);
         ArgumentNullException.ThrowIfNull(removedLayers);
         widths ??= new Dictionary<int, LayerWidthKeep>();
@@ -122,13 +147,24 @@ public static partial class StreamedCheckpointWriter
         }
         // Order as the model registers them: by layer, so that shards hold consecutive layers.
         tensors = tensors.OrderBy(t => LayerOrder(t.TargetName)).ThenBy(t => t.TargetName, StringComparer.Ordinal).ToList();
+        return new StreamedPrunePlan(newConfig, tensors);
+    }
 
+    /// <summary>
+    /// <paramref name="options"/> with the source's companion files (tokenizer, generation config; see
+    /// <see cref="CheckpointFolder.CompanionFileNames"/>) added to <see cref="CheckpointSaveOptions.ExtraFiles"/>, except
+    /// those an extra file of the same name replaces.
+    /// </summary>
+    /// <param name="source">The source checkpoint.</param>
+    /// <param name="options">Options; null for the defaults.</param>
+    /// <returns>The options to save with.</returns>
+    public static CheckpointSaveOptions WithCompanionFiles(CheckpointFolder source, CheckpointSaveOptions? options)
+    {
+        ArgumentNullException.ThrowIfNull(source);
         options ??= new CheckpointSaveOptions();
         var companions = CheckpointFolder.CompanionFileNames.Select(f => Path.Combine(source.FolderPath, f)).Where(File.Exists)
             .Where(f => !options.ExtraFiles.Any(e => string.Equals(Path.GetFileName(e), Path.GetFileName(f), StringComparison.OrdinalIgnoreCase)));
-        options = options with { ExtraFiles = [.. options.ExtraFiles, .. companions] };
-        Save(source, destinationFolder, newConfig, tensors, options, cancellationToken);
-        return newConfig;
+        return options with { ExtraFiles = [.. options.ExtraFiles, .. companions] };
     }
 
     private static long LayerOrder(string name)

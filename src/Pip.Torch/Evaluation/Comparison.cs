@@ -4,6 +4,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Pip.Evaluation;
 using Pip.Torch.Pruning;
+using Pip.Torch.Streaming;
 
 namespace Pip.Torch.Evaluation;
 
@@ -94,10 +95,52 @@ public static class Comparison
     /// <param name="loggerFactory">Logs the runs (and the pipelines), or null.</param>
     /// <param name="cancellationToken">Cancels the comparison.</param>
     /// <returns>The result.</returns>
-    public static async Task<ComparisonResult> RunAsync(Func<TorchCausalLM> loadModel, string modelName, CalibrationSet calibration, ComparisonOptions options,
+    public static Task<ComparisonResult> RunAsync(Func<TorchCausalLM> loadModel, string modelName, CalibrationSet calibration, ComparisonOptions options,
         IProgress<ComparisonProgress>? progress = null, ILoggerFactory? loggerFactory = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(loadModel);
+        return RunCoreAsync(() => new RunModel(loadModel(), null, null), modelName, calibration, options, progress, loggerFactory, cancellationToken);
+    }
+
+    /// <summary>
+    /// Runs a comparison on a Hugging Face model folder opened for streaming for every run (see
+    /// <see cref="StreamedCausalLM"/>: one decoder layer in memory at a time): pruning on the layer engine, perplexity
+    /// with <see cref="LayerEngine.Perplexity"/> over the same windows as in memory. Every comparison method removes
+    /// whole layers, which a streamed model records; zero-shot tasks need the model in memory and are refused.
+    /// </summary>
+    /// <param name="modelFolder">The model folder (Llama layout, safetensors); it must have a tokenizer.</param>
+    /// <param name="calibration">The calibration set every method uses.</param>
+    /// <param name="options">What to run (<see cref="ComparisonOptions.Dtype"/> and <see cref="ComparisonOptions.Device"/> are the streamed compute type and device).</param>
+    /// <param name="streaming">Further streaming options (head chunk, spill); null for the defaults. Its type and device are replaced by the options'.</param>
+    /// <param name="progress">Receives progress synchronously, or null.</param>
+    /// <param name="loggerFactory">Logs the runs (and the pipelines), or null.</param>
+    /// <param name="cancellationToken">Cancels the comparison.</param>
+    /// <returns>The result.</returns>
+    /// <exception cref="ArgumentException">The options are invalid, they name zero-shot tasks, or the calibration set is empty.</exception>
+    /// <exception cref="NotSupportedException">The model is not Llama-layout and cannot be streamed.</exception>
+    public static Task<ComparisonResult> RunStreamedAsync(string modelFolder, CalibrationSet calibration, ComparisonOptions options, StreamingOptions? streaming = null,
+        IProgress<ComparisonProgress>? progress = null, ILoggerFactory? loggerFactory = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(modelFolder);
+        ArgumentNullException.ThrowIfNull(options);
+        if (options.Tasks.Count > 0)
+            throw new ArgumentException("Zero-shot tasks need the model in memory; a streamed comparison evaluates perplexity only. Leave the tasks out or load the model in memory.", nameof(options));
+        var folder = Path.GetFullPath(modelFolder);
+        if (!Directory.Exists(folder)) throw new DirectoryNotFoundException($"Model folder '{folder}' does not exist.");
+        var open = new StreamingOptions
+        {
+            ComputeType = options.Dtype,
+            Device = options.Device,
+            HeadChunkBytes = streaming?.HeadChunkBytes ?? new StreamingOptions().HeadChunkBytes,
+            SpillThresholdBytes = streaming?.SpillThresholdBytes ?? new StreamingOptions().SpillThresholdBytes,
+            SpillDirectory = streaming?.SpillDirectory,
+        };
+        return RunCoreAsync(() => new RunModel(null, StreamedCausalLM.Open(folder, open), options.Device), folder, calibration, options, progress, loggerFactory, cancellationToken);
+    }
+
+    private static async Task<ComparisonResult> RunCoreAsync(Func<RunModel> loadModel, string modelName, CalibrationSet calibration, ComparisonOptions options,
+        IProgress<ComparisonProgress>? progress, ILoggerFactory? loggerFactory, CancellationToken cancellationToken)
+    {
         ArgumentNullException.ThrowIfNull(modelName);
         ArgumentNullException.ThrowIfNull(calibration);
         ArgumentNullException.ThrowIfNull(options);
@@ -136,15 +179,15 @@ public static class Comparison
             architecture = model.Architecture;
             originalLayers = model.LayerCount;
             originalParameters = model.ParameterCount;
-            dtypeName = model.Model.Dtype.ToString().ToLowerInvariant();
-            deviceName = model.Model.Device.ToString();
+            dtypeName = model.DtypeName;
+            deviceName = model.DeviceName;
             corpora = [.. texts.Select(t => CorpusPerplexity.Tokenize(t, tokenizer))];
             foreach (var c in corpora)
             {
                 ComparisonLog.Tokenized(logger, c.Name, c.Source.SourcePath ?? "", c.Tokens.Count, CorpusPerplexity.EvaluatedTokens(c.Tokens, windowing).Count);
             }
 
-            fitted = options.FitCalibrationToMaxTokens ? FitCalibrationToTokens(calibration, model, options.MaxTokens) : calibration;
+            fitted = options.FitCalibrationToMaxTokens ? FitCalibrationToTokens(calibration, model.Prunable, options.MaxTokens) : calibration;
             context = context with { Corpora = corpora, Tasks = tasks };
             var clock = Stopwatch.StartNew();
             var evaluation = Evaluate(model, context, 0, DenseName, null);
@@ -157,7 +200,7 @@ public static class Comparison
                 LayerCount = model.LayerCount,
                 ParameterCount = model.ParameterCount,
                 RemovedParameterRatio = 0,
-                WeightGiB = ModelStatisticsMeter.Size(model.Model).WeightGiB,
+                WeightGiB = model.WeightGiB,
                 Perplexity = evaluation.Perplexity,
                 Tasks = evaluation.Tasks,
                 AverageAccuracy = evaluation.Average,
@@ -269,7 +312,7 @@ public static class Comparison
         }
     }
 
-    private static async Task<ComparisonRow> RunOneAsync(Func<TorchCausalLM> loadModel, ComparisonMethod method, double ratio, CalibrationSet calibration,
+    private static async Task<ComparisonRow> RunOneAsync(Func<RunModel> loadModel, ComparisonMethod method, double ratio, CalibrationSet calibration,
         long originalParameters, RunContext context, int run, ILoggerFactory? loggerFactory)
     {
         var ct = context.CancellationToken;
@@ -280,7 +323,7 @@ public static class Comparison
         var pipeline = CreateBuilder(method, ratio, context.Options).UseLoggerFactory(loggerFactory).Build();
         var clock = Stopwatch.StartNew();
         var pruningProgress = context.Progress is null ? null : new PruningProgressAdapter(context.Progress, run, context.RunCount, method.Name, ratio);
-        var report = await pipeline.RunAsync(model, calibration, pruningProgress, ct).ConfigureAwait(false);
+        var report = await pipeline.RunAsync(model.Prunable, calibration, pruningProgress, ct).ConfigureAwait(false);
         var pruningSeconds = clock.Elapsed.TotalSeconds;
         if (report.RemovedOriginalLayers.Count == 0) ComparisonLog.NothingRemoved(context.Logger, method.Name, ratioText, report.StopReason);
 
@@ -311,7 +354,7 @@ public static class Comparison
             LayerCount = model.LayerCount,
             ParameterCount = model.ParameterCount,
             RemovedParameterRatio = originalParameters == 0 ? 0 : (double)(originalParameters - model.ParameterCount) / originalParameters,
-            WeightGiB = ModelStatisticsMeter.Size(model.Model).WeightGiB,
+            WeightGiB = model.WeightGiB,
             Perplexity = evaluation.Perplexity,
             Tasks = evaluation.Tasks,
             AverageAccuracy = evaluation.Average,
@@ -366,7 +409,7 @@ public static class Comparison
 
     private sealed record Evaluation(IReadOnlyList<DatasetPerplexity> Perplexity, IReadOnlyList<TaskAccuracy> Tasks, double? Average);
 
-    private static Evaluation Evaluate(TorchCausalLM model, RunContext context, int run, string method, double? ratio)
+    private static Evaluation Evaluate(RunModel model, RunContext context, int run, string method, double? ratio)
     {
         var ct = context.CancellationToken;
         var perplexities = new List<DatasetPerplexity>();
@@ -375,14 +418,14 @@ public static class Comparison
             ct.ThrowIfCancellationRequested();
             var windowProgress = context.Progress is null ? null : new Forward<PerplexityProgress>(p =>
                 context.Progress.Report(new ComparisonProgress(run, context.RunCount, method, ratio, ComparisonStage.Perplexity, corpus.Name, p.WindowsDone, p.WindowsTotal)));
-            var result = CorpusPerplexity.Evaluate(model.Model, corpus, context.Windowing, windowProgress, ct);
+            var result = model.Perplexity(corpus, context.Windowing, windowProgress, ct);
             perplexities.Add(new DatasetPerplexity(corpus.Name, result.Perplexity, result.Nll, result.TokenCount, result.Windows));
         }
 
         var accuracies = new List<TaskAccuracy>();
         if (context.Tasks.Count > 0)
         {
-            var scorer = new TorchLoglikelihoodScorer(model, context.Options.ZeroShotMaxLength, context.Options.ZeroShotBatchSize);
+            var scorer = new TorchLoglikelihoodScorer(model.Resident ?? throw new InvalidOperationException("Zero-shot tasks need the model in memory."), context.Options.ZeroShotMaxLength, context.Options.ZeroShotBatchSize);
             foreach (var (task, _) in context.Tasks)
             {
                 ct.ThrowIfCancellationRequested();
@@ -428,6 +471,52 @@ public static class Comparison
         public void Report(PruningProgress value) =>
             progress.Report(new ComparisonProgress(run, runCount, method, ratio, ComparisonStage.Pruning,
                 $"round {value.Round} {value.Stage.ToString().ToLowerInvariant()}", value.Completed, value.Total));
+    }
+
+    /// <summary>One run's model: loaded in memory or opened for streaming. Owns it.</summary>
+    private sealed class RunModel(TorchCausalLM? resident, StreamedCausalLM? streamed, TorchSharp.torch.Device? device) : IDisposable
+    {
+        public TorchCausalLM? Resident => resident;
+
+        public IPrunableModel Prunable => (IPrunableModel?)resident ?? streamed!;
+
+        public Pip.Tokenization.HfTokenizer? Tokenizer => resident is null ? streamed!.Tokenizer : resident.Tokenizer;
+
+        public string? SourceFolder => resident is null ? streamed!.SourceFolder : resident.SourceFolder;
+
+        public string Architecture => Prunable.Architecture;
+
+        public int LayerCount => Prunable.LayerCount;
+
+        public long ParameterCount => Prunable.ParameterCount;
+
+        public string DtypeName => (resident?.Model.Dtype ?? streamed!.ComputeType).ToString().ToLowerInvariant();
+
+        public string DeviceName => resident?.Model.Device.ToString() ?? (device ?? TorchSharp.torch.CPU).ToString();
+
+        /// <summary>The weights' size in the compute type: as measured in memory, or the streamed model's parameters at its compute type's size.</summary>
+        public double WeightGiB => resident is not null
+            ? ModelStatisticsMeter.Size(resident.Model).WeightGiB
+            : streamed!.ParameterCount * (double)(streamed.ComputeType == TorchSharp.torch.ScalarType.Float32 ? 4 : 2) / (1L << 30);
+
+        public PerplexityResult Perplexity(TokenizedCorpus corpus, CorpusWindowing windowing, IProgress<PerplexityProgress>? progress, CancellationToken ct)
+        {
+            if (resident is not null) return CorpusPerplexity.Evaluate(resident.Model, corpus, windowing, progress, ct);
+            var tokens = CorpusPerplexity.EvaluatedTokens(corpus.Tokens, windowing);
+            if (tokens.Count < 2)
+            {
+                var where = corpus.Source.SourcePath is { } p ? $" ('{p}')" : "";
+                throw new ArgumentException($"Corpus '{corpus.Name}'{where} gives {corpus.Tokens.Count} tokens, too few to evaluate with {windowing}; use a shorter window or a longer text.", nameof(corpus));
+            }
+
+            return streamed!.Engine.Perplexity([tokens], windowing.Window, windowing.Stride, Math.Max(2, windowing.BatchSize * windowing.Window), progress, ct);
+        }
+
+        public void Dispose()
+        {
+            resident?.Dispose();
+            streamed?.Dispose();
+        }
     }
 }
 

@@ -154,7 +154,8 @@ public sealed class TaylorMetric : IImportanceMetric
         var sequences = request.Samples.Select(s => request.Model.Tokenize(s.Text, _maxTokens)).ToArray();
         if (sequences.Length == 0) throw new ArgumentException("At least one calibration sample is needed.", nameof(request));
         var result = new double[engine.LayerCount];
-        var progress = new LayerScoringProgress(Name, request.Progress, engine.LayerCount);
+        // Streamed: a step per layer and phase (forward, head, backward); in memory: a step per layer differentiated.
+        var progress = new LayerScoringProgress(Name, request.Progress, engine.IsStreaming ? LayerScoringProgress.PassSteps(engine) : engine.LayerCount);
         engine.Gradients([LossCombination.Mean(sequences)], layer =>
         {
             using var scope = NewDisposeScope();
@@ -162,8 +163,8 @@ public sealed class TaylorMetric : IImportanceMetric
             for (int i = 0; i < layer.Gradients.Count; i++)
                 sum += (layer.Parameters[i].to_type(ScalarType.Float32) * layer.Gradients[i].to_type(ScalarType.Float32)).abs().sum().item<float>();
             result[layer.Layer] = sum;
-            progress.Step();
-        }, _recompute, null, cancellationToken);
+            if (!engine.IsStreaming) progress.Step();
+        }, _recompute, engine.IsStreaming ? progress : null, cancellationToken);
         return ValueTask.FromResult(new LayerScores(result));
     }
 }
@@ -253,9 +254,10 @@ internal static class GradientNorms
 {
     /// <summary>
     /// Progress steps of one <see cref="MeanNormPerParameter"/> call: one per combination in memory (each is a pass), one
-    /// per layer when streaming (all combinations go through each layer together).
+    /// per layer and phase when streaming (all combinations go through each layer together, forward then backward, and
+    /// the head between), so that a progress bar moves during the forward and head phases too.
     /// </summary>
-    public static int Steps(LayerEngine engine, int combinations) => engine.IsStreaming ? engine.LayerCount : combinations;
+    public static int Steps(LayerEngine engine, int combinations) => engine.IsStreaming ? LayerScoringProgress.PassSteps(engine) : combinations;
 
     /// <summary>
     /// For each combination, the norm of its gradient with respect to each layer's parameters divided by the layer's
@@ -269,18 +271,26 @@ internal static class GradientNorms
             var parts = new double[layer.Gradients.Count];
             for (int i = 0; i < parts.Length; i++) parts[i] = LayerwiseBackward.Norm(layer.Gradients[i], norm.Order);
             sums[layer.Layer] += norm.Combine(parts) / layer.ParameterCount;
-            if (engine.IsStreaming ? layer.Combination == combinations.Count - 1 : layer.Layer == 0) progress.Step();
-        }, recompute, null, cancellationToken);
+            if (!engine.IsStreaming && layer.Layer == 0) progress.Step();
+        }, recompute, engine.IsStreaming ? progress : null, cancellationToken);
         return sums.Select(s => s / combinations.Count).ToArray();
     }
 }
 
-/// <summary>Reports <see cref="ScoringProgress"/> steps of a metric (a loss combination done, or a layer visited).</summary>
-internal sealed class LayerScoringProgress(string metric, IProgress<ScoringProgress>? progress, int total)
+/// <summary>
+/// Reports <see cref="ScoringProgress"/> steps of a metric (a loss combination done, or a layer visited); as an
+/// <see cref="IProgress{T}"/> of <see cref="LayerPassProgress"/>, every layer of every phase of an engine pass is a step.
+/// </summary>
+internal sealed class LayerScoringProgress(string metric, IProgress<ScoringProgress>? progress, int total) : IProgress<LayerPassProgress>
 {
     private int _done;
 
+    /// <summary>The steps of one gradient pass reported per phase: every layer forward, the head, every layer backward.</summary>
+    public static int PassSteps(LayerEngine engine) => 2 * engine.LayerCount + 1;
+
     public void Step() => progress?.Report(new ScoringProgress(metric, ++_done, total));
+
+    public void Report(LayerPassProgress value) => Step();
 }
 
 /// <summary>Tokenization helpers shared by the metrics.</summary>

@@ -212,23 +212,20 @@ public sealed class StreamedCausalLM : IPrunableModel, ILayerSkipLossModel, IDis
     {
         ArgumentException.ThrowIfNullOrEmpty(folder);
         var source = _stack.Folder;
-        var renumber = _kept.Select((original, index) => (original, index)).ToDictionary(p => p.original, p => p.index);
-        var sources = new List<SafeTensorSource>();
-        var names = source.TensorNames.ToList();
-        foreach (var name in names)
+        var kept = new HashSet<int>(_kept);
+        var removed = Enumerable.Range(0, SourceConfig.NumHiddenLayers).Where(l => !kept.Contains(l)).ToArray();
+        // The Core writer's plan decides which tensors go where (and their new names); only the conversion is ours.
+        var plan = StreamedCheckpointWriter.PlanPruned(source, removed);
+        var sources = new List<SafeTensorSource>(plan.Tensors.Count);
+        foreach (var tensor in plan.Tensors)
         {
-            string target = name;
-            if (TryLayerOf(name, out int layer, out string rest))
-            {
-                if (!renumber.TryGetValue(layer, out int index)) continue;
-                target = $"model.layers.{index}.{rest}";
-            }
-
-            var info = source.GetInfo(name);
+            if (tensor.Slice is not null)
+                throw new InvalidOperationException($"Tensor '{tensor.SourceName}' would be sliced; a streamed model removes whole layers only.");
+            var info = source.GetInfo(tensor.SourceName);
             var storedType = TorchSafeTensors.ToScalarType(info.DType);
             var type = dtype is { } d && info.DType.IsFloatingPoint() ? d : storedType;
-            var tensorName = name;
-            sources.Add(new SafeTensorSource(target, TorchSafeTensors.ToSafeTensorDType(type), info.Shape, (stream, ct) =>
+            var tensorName = tensor.SourceName;
+            sources.Add(new SafeTensorSource(tensor.TargetName, TorchSafeTensors.ToSafeTensorDType(type), info.Shape, (stream, ct) =>
             {
                 using var scope = NewDisposeScope();
                 var t = _stack.ReadStored(tensorName);
@@ -245,10 +242,8 @@ public sealed class StreamedCausalLM : IPrunableModel, ILayerSkipLossModel, IDis
         }
 
         var savedType = dtype ?? TorchCausalLM.DtypeOf(SourceConfig);
-        var config = Config.WithTorchDtype(savedType switch { ScalarType.BFloat16 => "bfloat16", ScalarType.Float16 => "float16", _ => "float32" });
-        options ??= new CheckpointSaveOptions();
-        var extras = TorchCausalLM.CompanionFiles.Select(f => Path.Combine(SourceFolder, f)).Where(File.Exists).Concat(options.ExtraFiles).ToArray();
-        CheckpointWriter.Save(folder, config, sources, options with { ExtraFiles = extras }, cancellationToken);
+        var config = plan.Config.WithTorchDtype(savedType switch { ScalarType.BFloat16 => "bfloat16", ScalarType.Float16 => "float16", _ => "float32" });
+        CheckpointWriter.Save(folder, config, sources, StreamedCheckpointWriter.WithCompanionFiles(source, options), cancellationToken);
     }
 
     private static bool TryLayerOf(string name, out int layer, out string rest)

@@ -51,6 +51,60 @@ public sealed class StreamingCommandTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Compare_Stream_GivesSameTableAsInMemory()
+    {
+        string[] common = ["compare", "--model", ModelFolder, "--methods", "pip,block-influence,perplexity-drop", "--ratios", "0.3", "--wikitext", Calibration, "--window", "32",
+            "--calibration", Calibration, "--samples", "2", "--max-tokens", "24", "--sets", "2", "--dtype", "float32", "--json"];
+        var memory = await CliRunner.RunAsync([.. common, "--out", Path.Combine(_root, "cmp-memory")]);
+        var streamed = await CliRunner.RunAsync(new CliSetup(), [.. common, "--out", Path.Combine(_root, "cmp-streamed"), "--stream"]);
+
+        memory.ExitCode.Should().Be(ExitCodes.Success, memory.Error);
+        streamed.ExitCode.Should().Be(ExitCodes.Success, streamed.Error);
+        streamed.Logs.Should().Contain(l => l.Contains("streaming", StringComparison.OrdinalIgnoreCase));
+        using var m = JsonDocument.Parse(memory.Out);
+        using var s = JsonDocument.Parse(streamed.Out);
+        var expected = Rows(m.RootElement.GetProperty("comparison"));
+        var actual = Rows(s.RootElement.GetProperty("comparison"));
+        actual.Should().HaveCount(4);
+        actual.Select(r => (r.Method, r.Removed, r.Parameters)).Should().Equal(expected.Select(r => (r.Method, r.Removed, r.Parameters)));
+        actual.Should().Contain(r => r.Removed.Length > 0);
+        for (int i = 0; i < expected.Count; i++)
+            actual[i].Perplexity.Should().BeApproximately(expected[i].Perplexity, 1e-4 * expected[i].Perplexity, expected[i].Method);
+        File.ReadAllText(Path.Combine(_root, "cmp-streamed", "comparison.md")).Should().Contain("PIP");
+
+        static List<(string Method, string Removed, long Parameters, double Perplexity)> Rows(JsonElement comparison) =>
+            [.. new[] { comparison.GetProperty("dense") }.Concat(comparison.GetProperty("rows").EnumerateArray()).Select(r => (
+                r.GetProperty("method").GetString()!,
+                string.Join(",", r.GetProperty("removed_layers").EnumerateArray().Select(l => l.GetInt32())),
+                r.GetProperty("parameter_count").GetInt64(),
+                r.GetProperty("perplexity")[0].GetProperty("perplexity").GetDouble()))];
+    }
+
+    [Fact]
+    public async Task Compare_MemoryLimitBelowOneLayer_RefusedWithExitCode2()
+    {
+        var run = await CliRunner.RunAsync("compare", "--model", ModelFolder, "--out", Path.Combine(_root, "cmp-limit"), "--methods", "block-influence", "--ratios", "0.3",
+            "--wikitext", Calibration, "--calibration", Calibration, "--dtype", "float32", "--memory-limit", "1K");
+
+        run.ExitCode.Should().Be(ExitCodes.BadInput, run.Error);
+        run.Error.Should().Contain("--memory-limit").And.Contain("streaming");
+        Directory.Exists(Path.Combine(_root, "cmp-limit")).Should().BeFalse();
+    }
+
+    [Fact]
+    public async Task Compare_StreamWithZeroShotTasks_RefusedWithExitCode2()
+    {
+        var task = Path.Combine(_root, "piqa.jsonl");
+        File.WriteAllText(task, "{\"goal\": \"a\", \"sol1\": \"b\", \"sol2\": \"c\", \"label\": 0}\n");
+        var run = await CliRunner.RunAsync("compare", "--model", ModelFolder, "--out", Path.Combine(_root, "cmp-tasks"), "--methods", "block-influence", "--ratios", "0.3",
+            "--tasks", "piqa=" + task, "--calibration", Calibration, "--stream");
+
+        run.ExitCode.Should().Be(ExitCodes.BadInput, run.Error);
+        run.Error.Should().Contain("--tasks").And.Contain("--stream");
+        Directory.Exists(Path.Combine(_root, "cmp-tasks")).Should().BeFalse();
+    }
+
+    [Fact]
     public async Task Eval_Stream_EqualsInMemory()
     {
         string[] common = ["eval", "--model", ModelFolder, "--text", Calibration, "--window", "32", "--stride", "16", "--max-tokens", "150", "--dtype", "float32", "--json"];

@@ -187,4 +187,26 @@ public sealed class StreamedCheckpointWriterTests : IDisposable
         n.shape.Should().Equal(3, 2);
         n.data<int>().ToArray().Should().Equal(34, 28, 13, 7, 20, 14);
     }
+
+    [Fact]
+    public void PlanPruned_RemovedLayers_RenumbersKeptLayersAndWritesNothing()
+    {
+        using var scope = NewDisposeScope();
+        var config = TinyModels.Config(layers: 4);
+        var source = SaveSource(TinyModels.Random(config, seed: 3, ScalarType.Float32), ScalarType.Float32);
+        var before = Directory.GetFileSystemEntries(_dir).Length;
+
+        using var checkpoint = CheckpointFolder.Open(source);
+        var plan = StreamedCheckpointWriter.PlanPruned(checkpoint, [0, 2]);
+
+        plan.Config.NumHiddenLayers.Should().Be(2);
+        plan.Tensors.Should().OnlyContain(t => t.Slice == null);
+        var renamed = plan.Tensors.Where(t => t.SourceName.StartsWith("model.layers.", StringComparison.Ordinal))
+            .Select(t => (Source: t.SourceName.Split('.')[2], Target: t.TargetName.Split('.')[2])).Distinct().ToArray();
+        renamed.Should().BeEquivalentTo([("1", "0"), ("3", "1")]);
+        plan.Tensors.Count(t => !t.SourceName.StartsWith("model.layers.", StringComparison.Ordinal))
+            .Should().Be(checkpoint.TensorNames.Count(n => !n.StartsWith("model.layers.", StringComparison.Ordinal)));
+        plan.Tensors[0].TargetName.Should().Contain("embed");
+        Directory.GetFileSystemEntries(_dir).Length.Should().Be(before);
+    }
 }

@@ -175,13 +175,24 @@ public sealed class StreamedMetricsTests
     }
 
     [Fact]
-    public async Task PertImport_Streamed_ReportsProgressPerLayerAndSet()
+    public async Task PertImport_Streamed_ReportsProgressPerLayerPhaseAndSet()
     {
         using var f = new StreamingFixture(seed: 6, layers: 3);
         var reports = new List<ScoringProgress>();
         await new PerturbationImportanceMetric(TestNorm.L2).ScoreAsync(Request(f.Streamed, 0, 1) with { Progress = new Synchronous<ScoringProgress>(reports.Add) });
-        reports.Select(r => r.Completed).Should().Equal(1, 2, 3, 4, 5, 6);
-        reports.Should().OnlyContain(r => r.Total == 6 && r.Metric == "pip");
+        // Two sets, each one pass: 3 layers forward, the head, 3 layers backward.
+        reports.Select(r => r.Completed).Should().Equal(Enumerable.Range(1, 14));
+        reports.Should().OnlyContain(r => r.Total == 14 && r.Metric == "pip");
+    }
+
+    [Fact]
+    public async Task Taylor_Streamed_ReportsForwardHeadAndBackwardSteps()
+    {
+        using var f = new StreamingFixture(seed: 6, layers: 3);
+        var reports = new List<ScoringProgress>();
+        await new TaylorMetric().ScoreAsync(Request(f.Streamed, 0) with { Progress = new Synchronous<ScoringProgress>(reports.Add) });
+        reports.Select(r => r.Completed).Should().Equal(Enumerable.Range(1, 7));
+        reports.Should().OnlyContain(r => r.Total == 7 && r.Metric == "taylor");
     }
 
     [Fact]
