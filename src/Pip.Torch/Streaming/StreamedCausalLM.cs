@@ -42,7 +42,7 @@ public sealed class StreamingOptions
 /// folder is only read. The files must not change while it is open.</para>
 /// <para>Thread-safety: not thread-safe; one pass at a time.</para>
 /// </remarks>
-public sealed class StreamedCausalLM : IPrunableModel, ILayerSkipLossModel, IDisposable
+public sealed class StreamedCausalLM : IWidthPrunableModel, ILayerSkipLossModel, IDisposable
 {
     private readonly CheckpointLayerStack _stack;
     private readonly List<int> _kept;
@@ -197,6 +197,46 @@ public sealed class StreamedCausalLM : IPrunableModel, ILayerSkipLossModel, IDis
             throw new ArgumentOutOfRangeException(nameof(layers), $"Layer indices {string.Join(", ", bad)} are out of range: the model has {_kept.Count} layers.");
         foreach (int l in layers.Distinct().OrderDescending()) _kept.RemoveAt(l);
         _stack.OriginalLayerIndices = _kept.ToArray();
+    }
+
+    /// <inheritdoc />
+    public int GetUnitCount(int layer, WidthUnitKind kind)
+    {
+        var shape = ShapeOfCurrent(layer);
+        return kind == WidthUnitKind.Heads ? shape.NumKeyValueHeads : shape.IntermediateSize;
+    }
+
+    /// <inheritdoc />
+    /// <remarks>The same count as a <see cref="TorchCausalLM"/> of this checkpoint: rows of q/k/v (with their biases) and o_proj columns per key/value group; gate/up rows (with their biases) and a down_proj column per channel.</remarks>
+    public long GetUnitParameterCount(int layer, WidthUnitKind kind)
+    {
+        var shape = ShapeOfCurrent(layer);
+        long hidden = SourceConfig.HiddenSize, d = SourceConfig.HeadDim;
+        if (kind == WidthUnitKind.Heads)
+        {
+            long queries = (long)shape.NumAttentionHeads / shape.NumKeyValueHeads * d;
+            bool qkvBias = LlamaAttention.Biases(SourceConfig).QkvBias;
+            return (queries + 2 * d) * (hidden + (qkvBias ? 1 : 0)) + queries * hidden;
+        }
+
+        bool mlpBias = SourceConfig.Family == DecoderFamily.Llama && SourceConfig.MlpBias;
+        return 2 * (hidden + (mlpBias ? 1 : 0)) + hidden;
+    }
+
+    /// <inheritdoc />
+    public string? GetBiasCompensationObstacle(WidthUnitKind kind) =>
+        "A streamed model is scored for width pruning but cannot have units removed in place (width removal needs the model in memory).";
+
+    /// <inheritdoc />
+    /// <exception cref="NotSupportedException">Always: width removal of a streamed model is not supported; load the model in memory.</exception>
+    public void RemoveUnits(WidthRemovalPlan plan) =>
+        throw new NotSupportedException("A streamed model can be scored for width pruning (wanda-sp, flap, taylor) but its units cannot be removed in place yet; load it in memory to prune width.");
+
+    private LayerShape ShapeOfCurrent(int layer)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(layer);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(layer, LayerCount);
+        return SourceConfig.ShapeOf(_kept[layer]);
     }
 
     /// <summary>
