@@ -55,6 +55,22 @@ public sealed class StreamedWidthMetricsTests
         }
     }
 
+    [Theory]
+    [InlineData(TaylorWidthOrder.First)]
+    [InlineData(TaylorWidthOrder.Second)]
+    [InlineData(TaylorWidthOrder.Mix)]
+    [InlineData(TaylorWidthOrder.Vector)]
+    public async Task Taylor_Streamed_EqualsInMemory(TaylorWidthOrder order)
+    {
+        using var f = new StreamingFixture(seed: 25);
+        int[] layers = [1, 3];
+        var metric = new TaylorWidthMetric(order);
+        var memory = await metric.ScoreAsync(Request(f.InMemory, layers));
+        var streamed = await metric.ScoreAsync(Request(f.Streamed, layers));
+        ShouldMatch(streamed.Heads, memory.Heads, layers, metric.Name + " heads");
+        ShouldMatch(streamed.Channels, memory.Channels, layers, metric.Name + " channels");
+    }
+
     [Fact]
     public void UnitCounts_Streamed_EqualInMemory()
     {
