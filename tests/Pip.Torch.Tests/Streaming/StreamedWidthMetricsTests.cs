@@ -34,11 +34,11 @@ public sealed class StreamedWidthMetricsTests
     }
 
     [Fact]
-    public async Task WandaSpAndFlap_Streamed_EqualInMemory()
+    public async Task WandaSpFlapAndMagnitude_Streamed_EqualInMemory()
     {
         using var f = new StreamingFixture(seed: 21);
         int[] layers = [0, 2];
-        foreach (IWidthImportanceMetric metric in new IWidthImportanceMetric[] { new WandaSpWidthMetric(), new FlapWidthMetric() })
+        foreach (IWidthImportanceMetric metric in new IWidthImportanceMetric[] { new WandaSpWidthMetric(), new FlapWidthMetric(), new MagnitudeWidthMetric() })
         {
             var memory = await metric.ScoreAsync(Request(f.InMemory, layers));
             var streamed = await metric.ScoreAsync(Request(f.Streamed, layers));

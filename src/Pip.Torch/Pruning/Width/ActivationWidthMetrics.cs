@@ -353,7 +353,7 @@ public sealed class FlapWidthMetric : IWidthImportanceMetric
 /// Weight magnitude of width units: for each projection a unit spans, Σ W² over the unit's weights (the squared L2
 /// norm; LLM-Pruner's magnitude importance with p = 2); the parts combine with the group reduction (with
 /// <see cref="WidthGroupReduction.Sum"/>, the squared L2 norm of all the group's weights). Name <c>magnitude</c>.
-/// Needs a <see cref="TorchCausalLM"/>; uses no calibration data.
+/// Needs a <see cref="TorchCausalLM"/> or a <see cref="StreamedCausalLM"/> (its layers visited one at a time); uses no calibration data.
 /// </summary>
 public sealed class MagnitudeWidthMetric : IWidthImportanceMetric
 {
@@ -370,16 +370,32 @@ public sealed class MagnitudeWidthMetric : IWidthImportanceMetric
     public ValueTask<WidthScores> ScoreAsync(WidthImportanceRequest request, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
-        var module = TorchCausalLM.Require(request.Model, Name);
-        var layers = WidthUnitParts.Layers(request, module);
         var scores = new Dictionary<(int Layer, WidthUnitKind Kind), double[]>();
-        using var noGrad = no_grad();
-        foreach (int l in layers)
+        void ScoreLayer(int l, nn.Module layer)
         {
-            cancellationToken.ThrowIfCancellationRequested();
             foreach (var kind in WidthUnitParts.Kinds(request.Units))
             {
-                scores[(l, kind)] = WidthUnitParts.Score(module.Layers[l], kind, part => part.Linear.weight!.detach().to_type(ScalarType.Float32).square(), vectorwise: false, _options.GroupReduction);
+                scores[(l, kind)] = WidthUnitParts.Score(layer, kind, part => part.Linear.weight!.detach().to_type(ScalarType.Float32).square(), vectorwise: false, _options.GroupReduction);
+            }
+        }
+
+        if (request.Model is StreamedCausalLM streamed)
+        {
+            var wanted = WidthUnitParts.Layers(request, streamed.LayerCount);
+            streamed.Engine.VisitWeights((l, layer) =>
+            {
+                if (wanted.Contains(l)) ScoreLayer(l, layer);
+            }, cancellationToken);
+        }
+        else
+        {
+            var module = TorchCausalLM.Require(request.Model, Name);
+            var layers = WidthUnitParts.Layers(request, module);
+            using var noGrad = no_grad();
+            foreach (int l in layers)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                ScoreLayer(l, module.Layers[l]);
             }
         }
 
