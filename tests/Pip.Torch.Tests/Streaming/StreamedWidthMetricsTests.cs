@@ -1,6 +1,7 @@
 using Pip.Torch.Pruning.Width;
 using Pip.Torch.Streaming;
 using Pip.Torch.Tests.Pruning;
+using static TorchSharp.torch;
 
 namespace Pip.Torch.Tests.Streaming;
 
@@ -86,11 +87,64 @@ public sealed class StreamedWidthMetricsTests
     }
 
     [Fact]
-    public void RemoveUnits_Streamed_ThrowsNotSupported()
+    public void RemoveUnitsAndSave_Streamed_WritesTheInMemoryPrunedWeights()
     {
         using var f = new StreamingFixture(seed: 23);
-        var plan = new WidthRemovalPlan { Heads = new Dictionary<int, IReadOnlyCollection<int>> { [0] = [0] } };
-        f.Invoking(x => x.Streamed.RemoveUnits(plan)).Should().Throw<NotSupportedException>().WithMessage("*in memory*");
+        var plan = new WidthRemovalPlan
+        {
+            Heads = new Dictionary<int, IReadOnlyCollection<int>> { [1] = [0], [3] = [1] },
+            Channels = new Dictionary<int, IReadOnlyCollection<int>> { [0] = [7, 2, 5], [2] = [0], [3] = [] },
+        };
+        f.InMemory.RemoveUnits(plan);
+        f.Streamed.RemoveUnits(plan);
+        f.Streamed.ParameterCount.Should().Be(f.InMemory.ParameterCount);
+        for (int l = 0; l < f.InMemory.LayerCount; l++)
+        {
+            f.Streamed.GetLayerParameterCount(l).Should().Be(f.InMemory.GetLayerParameterCount(l), $"layer {l}");
+            f.Streamed.GetUnitCount(l, WidthUnitKind.Heads).Should().Be(f.InMemory.GetUnitCount(l, WidthUnitKind.Heads), $"layer {l}");
+            f.Streamed.GetUnitCount(l, WidthUnitKind.Channels).Should().Be(f.InMemory.GetUnitCount(l, WidthUnitKind.Channels), $"layer {l}");
+        }
+
+        var memoryFolder = f.Folder + "-memory";
+        var streamedFolder = f.Folder + "-streamed";
+        try
+        {
+            f.InMemory.Save(memoryFolder, ScalarType.Float32);
+            f.Streamed.Save(streamedFolder);
+            using var memory = TorchCausalLM.Load(memoryFolder, ScalarType.Float32);
+            using var streamed = TorchCausalLM.Load(streamedFolder, ScalarType.Float32);
+            var expected = ((nn.Module)memory.Model).state_dict();
+            var actual = ((nn.Module)streamed.Model).state_dict();
+            actual.Keys.Should().BeEquivalentTo(expected.Keys);
+            foreach (var (name, tensor) in expected)
+            {
+                actual[name].shape.Should().Equal(tensor.shape, name);
+                actual[name].allclose(tensor, rtol: 0, atol: 0).Should().BeTrue(name);
+            }
+        }
+        finally
+        {
+            foreach (var folder in new[] { memoryFolder, streamedFolder })
+                if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
+        }
+
+        var sequences = PruningFixtures.Texts.Select(t => f.Streamed.Tokenize(t)).ToArray();
+        f.Invoking(x => x.Streamed.Engine.SequenceLosses(sequences)).Should().Throw<InvalidOperationException>().WithMessage("*width units were removed*");
+    }
+
+    [Fact]
+    public void RemoveUnits_StreamedAllOfAKindOrBiasCompensation_Refused()
+    {
+        using var f = new StreamingFixture(seed: 27);
+        var all = new WidthRemovalPlan { Heads = new Dictionary<int, IReadOnlyCollection<int>> { [0] = [0, 1] } };
+        f.Invoking(x => x.Streamed.RemoveUnits(all)).Should().Throw<ArgumentException>().WithMessage("*at least one must stay*");
+        var compensated = new WidthRemovalPlan
+        {
+            Heads = new Dictionary<int, IReadOnlyCollection<int>> { [0] = [0] },
+            HeadInputMeans = new Dictionary<int, IReadOnlyList<double>> { [0] = new double[16] },
+        };
+        f.Invoking(x => x.Streamed.RemoveUnits(compensated)).Should().Throw<NotSupportedException>();
+        f.Streamed.GetUnitCount(0, WidthUnitKind.Heads).Should().Be(2, "a refused plan changes nothing");
     }
 
     [Fact]
