@@ -379,7 +379,7 @@ internal static class PruneCommand
                     {
                         streamed.Save(outFolder, width && !Given(saveDtype) ? null : storedType, new CheckpointSaveOptions { Overwrite = overwriting, WriteExtraFiles = writeReport }, ct);
                     }
-                    catch (NotSupportedException e)
+                    catch (NotSupportedException e) when (width)
                     {
                         throw new CliInputException($"--save-dtype with --stream: {e.Message}", e);
                     }

@@ -117,6 +117,16 @@ public sealed class StreamingCommandTests : IAsyncLifetime
         File.Exists(Path.Combine(streamedOut, "pruning-report.json")).Should().BeTrue();
     }
 
+    [Fact]
+    public async Task Prune_StreamWidthSaveDtypeOtherThanStored_ExitsWithBadInput()
+    {
+        var run = await CliRunner.RunAsync("prune", "--model", ModelFolder, "--out", Path.Combine(_root, "wd"), "--mode", "width", "--metric", "magnitude", "--ratio", "0.1",
+            "--samples", "2", "--max-tokens", "16", "--stream", "--save-dtype", "float16");
+        run.ExitCode.Should().Be(ExitCodes.BadInput, run.Error);
+        run.Error.Should().Contain("--save-dtype");
+        Directory.Exists(Path.Combine(_root, "wd")).Should().BeFalse("nothing is written");
+    }
+
     [Theory]
     [InlineData("--bias-compensation")]
     [InlineData("--layout", "compatible")]
