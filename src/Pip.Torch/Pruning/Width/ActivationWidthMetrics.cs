@@ -43,10 +43,20 @@ internal sealed class InputStatistics : IDisposable
         _hooks.Add(linear.register_forward_hook((_, input, output) =>
         {
             using var scope = NewDisposeScope();
-            var x = input.detach().reshape(-1, inputs).to_type(ScalarType.Float64) * mask.reshape(-1, 1);
-            long tokens = 0;
-            sum.add_(x.sum(tokens));
-            squares.add_(x.square().sum(tokens));
+            var flat = input.detach().reshape(-1, inputs);
+            var flags = mask.reshape(-1, 1);
+            // The whole padded batch arrives at once: convert it to float64 in slices of about 64 MiB.
+            long rows = flat.shape[0], step = Math.Max(1, (64L << 20) / (inputs * sizeof(double)));
+            for (long start = 0; start < rows; start += step)
+            {
+                using var slice = NewDisposeScope();
+                long count = Math.Min(step, rows - start);
+                var x = flat.narrow(0, start, count).to_type(ScalarType.Float64) * flags.narrow(0, start, count);
+                long tokens = 0;
+                sum.add_(x.sum(tokens));
+                squares.add_(x.square().sum(tokens));
+            }
+
             return output;
         }));
     }
