@@ -163,8 +163,7 @@ internal static class CompareCommand
             // Every run streams the model when asked or when it would not fit: all comparison methods remove whole layers;
             // zero-shot scoring needs the model in memory.
             var streaming = ModelStreaming.ShouldStream(run, modelFolder, options.Dtype, options.Device, run.Get(stream), run.Get(memoryLimit),
-                streamable: options.Tasks.Count == 0,
-                notStreamable: "zero-shot tasks (--tasks) need the model in memory; a streamed comparison evaluates perplexity only (--wikitext, --ptb)");
+                options.Tasks.Count == 0 ? null : "zero-shot tasks (--tasks) need the model in memory; a streamed comparison evaluates perplexity only (--wikitext, --ptb)");
 
             // 2. Calibration samples (the same set for every method).
             var calibrationSet = CalibrationSet.Load(calibrationFile, new CalibrationOptions

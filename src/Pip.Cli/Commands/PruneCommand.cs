@@ -323,7 +323,7 @@ internal static class PruneCommand
 
             // 3. Calibration samples and the model.
             var calibrationSet = CalibrationSet.Load(calibrationFile, calibrationOptions, ct);
-            using var loaded = ModelStreaming.LoadOrStream(run, modelFolder, run.Get(dtype), run.Require(device), run.Get(stream), run.Get(memoryLimit), streamable: !width);
+            using var loaded = ModelStreaming.LoadOrStream(run, modelFolder, run.Get(dtype), run.Require(device), run.Get(stream), run.Get(memoryLimit), StreamObstacle(width, run.Get(biasCompensation), run.Require(layout)));
             var lm = loaded.Model;
             _ = loaded.Tokenizer;
             if (target.Layers is { } wanted && wanted >= lm.LayerCount)
@@ -344,7 +344,7 @@ internal static class PruneCommand
             {
                 try
                 {
-                    result = await widthPipeline.RunAsync(loaded.Resident!, calibrationSet, run.WithBars(new ProgressLogger(run.Logger, originalParameters), ProgressBars.Pruning), ct).ConfigureAwait(false);
+                    result = await widthPipeline.RunAsync((IWidthPrunableModel?)loaded.Resident ?? loaded.Streamed!, calibrationSet, run.WithBars(new ProgressLogger(run.Logger, originalParameters), ProgressBars.Pruning), ct).ConfigureAwait(false);
                 }
                 catch (ArgumentException e) when (e is not ArgumentOutOfRangeException)
                 {
@@ -373,8 +373,16 @@ internal static class PruneCommand
             {
                 if (loaded.Streamed is { } streamed)
                 {
-                    // The source checkpoint minus the removed layers, copied tensor by tensor from its files (depth only: one layout).
-                    streamed.Save(outFolder, storedType, new CheckpointSaveOptions { Overwrite = overwriting, WriteExtraFiles = writeReport }, ct);
+                    // The source checkpoint minus the removed layers (depth) or units (width: the per-layer layout), copied tensor by tensor from its files.
+                    if (width) run.Logger.LogInformation("Streamed width pruning writes the per-layer layout (per_layer_config where the layers differ).");
+                    try
+                    {
+                        streamed.Save(outFolder, width && !Given(saveDtype) ? null : storedType, new CheckpointSaveOptions { Overwrite = overwriting, WriteExtraFiles = writeReport }, ct);
+                    }
+                    catch (NotSupportedException e) when (width)
+                    {
+                        throw new CliInputException($"--save-dtype with --stream: {e.Message}", e);
+                    }
                 }
                 else
                 {
@@ -400,6 +408,13 @@ internal static class PruneCommand
         });
         return command;
     }
+
+    /// <summary>Why a run cannot stream, or null: width pruning with bias compensation or the compatible layout needs the model in memory.</summary>
+    private static string? StreamObstacle(bool width, bool biasCompensation, string layout) =>
+        !width ? null
+        : biasCompensation ? "width pruning with --bias-compensation needs the model in memory (a streamed model has no bias to compensate into)"
+        : layout == "compatible" ? "--layout compatible needs the model in memory for width pruning (a streamed width prune writes the per-layer layout)"
+        : null;
 
     /// <summary>The <c>--layout</c> option: how layers of different widths are written (<see cref="CheckpointLayout"/>).</summary>
     internal static Option<string> LayoutOption()

@@ -186,11 +186,11 @@ internal static class ModelStreaming
     /// <paramref name="memoryLimit"/> (default: <see cref="DefaultMemoryShare"/> of the available memory), saying which in the log.
     /// </summary>
     /// <exception cref="CliInputException">Streaming is needed but the model cannot be streamed, or the memory limit is below one layer's working set.</exception>
-    public static CommandModel LoadOrStream(CommandInvocation run, string folder, ScalarType? dtype, Device device, bool stream, long? memoryLimit, bool streamable = true)
+    public static CommandModel LoadOrStream(CommandInvocation run, string folder, ScalarType? dtype, Device device, bool stream, long? memoryLimit, string? streamObstacle = null)
     {
         var full = ModelLoading.RequireModelFolder(folder);
         device = CommonOptions.CheckDevice(device);
-        if (!ShouldStream(run, full, dtype, device, stream, memoryLimit, streamable)) return new CommandModel(ModelLoading.Load(run, full, dtype, device), null, full);
+        if (!ShouldStream(run, full, dtype, device, stream, memoryLimit, streamObstacle)) return new CommandModel(ModelLoading.Load(run, full, dtype, device), null, full);
         var logger = run.Logger;
         StreamedCausalLM streamed;
         try
@@ -212,16 +212,15 @@ internal static class ModelStreaming
     /// <paramref name="memoryLimit"/> (default: <see cref="DefaultMemoryShare"/> of the available memory), saying which in the log.
     /// </summary>
     /// <exception cref="CliInputException">Streaming is needed but the mode cannot stream and <paramref name="stream"/> was given, or the memory limit is below one layer's working set.</exception>
-    public static bool ShouldStream(CommandInvocation run, string folder, ScalarType? dtype, Device device, bool stream, long? memoryLimit, bool streamable = true,
-        string notStreamable = "this command or mode does not stream yet (width pruning needs the model in memory)")
+    public static bool ShouldStream(CommandInvocation run, string folder, ScalarType? dtype, Device device, bool stream, long? memoryLimit, string? streamObstacle = null)
     {
         var logger = run.Logger;
         var full = Path.GetFullPath(folder);
         var plan = Plan(full, dtype, device, memoryLimit);
         bool streaming = stream || plan.ResidentBytes > plan.Limit;
-        if (streaming && !streamable)
+        if (streaming && streamObstacle is not null)
         {
-            if (stream) throw new CliInputException($"--stream: {notStreamable}; leave --stream out.");
+            if (stream) throw new CliInputException($"--stream: {streamObstacle}; leave --stream out.");
             logger.LogWarning("The model needs about {Need} in memory, more than the limit of {Limit}; this mode cannot stream, loading it anyway.", Bytes(plan.ResidentBytes), Bytes(plan.Limit));
             streaming = false;
         }

@@ -97,7 +97,21 @@ public sealed class LayerEngine
     /// <param name="onLayer">Receives each layer, first to last; valid during the call.</param>
     /// <param name="progress">Receives a report per layer, or null.</param>
     /// <param name="cancellationToken">Checked between layers.</param>
-    public void Forward(IReadOnlyList<IReadOnlyList<int>> sequences, Action<LayerActivations> onLayer, IProgress<LayerPassProgress>? progress = null, CancellationToken cancellationToken = default)
+    public void Forward(IReadOnlyList<IReadOnlyList<int>> sequences, Action<LayerActivations> onLayer, IProgress<LayerPassProgress>? progress = null, CancellationToken cancellationToken = default) =>
+        ForwardWithHooks(sequences, null, onLayer, progress, cancellationToken);
+
+    /// <summary>
+    /// As <see cref="Forward"/>, and before each layer runs, <paramref name="beforeLayer"/> is given the layer so that it
+    /// can register forward hooks on its submodules (to see the inputs of its projections, say); the
+    /// <see cref="IDisposable"/> it returns, if any (removing those hooks), is disposed after <paramref name="onLayer"/>.
+    /// </summary>
+    /// <param name="sequences">Token-id sequences of at least one token each; they run as one right-padded batch (hooks see padding positions too).</param>
+    /// <param name="beforeLayer">Receives the current layer index and the layer, valid until the returned object is disposed; or null.</param>
+    /// <param name="onLayer">Receives each layer, first to last; valid during the call.</param>
+    /// <param name="progress">Receives a report per layer, or null.</param>
+    /// <param name="cancellationToken">Checked between layers.</param>
+    public void ForwardWithHooks(IReadOnlyList<IReadOnlyList<int>> sequences, Func<int, nn.Module, IDisposable?>? beforeLayer, Action<LayerActivations> onLayer,
+        IProgress<LayerPassProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(onLayer);
         CheckTokens(sequences);
@@ -111,10 +125,14 @@ public sealed class LayerEngine
             cancellationToken.ThrowIfCancellationRequested();
             using var layerScope = NewDisposeScope();
             using var lease = _stack.Acquire(l);
-            var output = _stack.ForwardLayer(lease, hidden, context);
-            onLayer(new LayerActivations(l, OriginalLayerIndices[l], lease.Module, hidden, output, batch.TokenMask, batch.Lengths));
-            hidden.Dispose();
-            hidden = output.MoveToOuterDisposeScope();
+            using (var hooks = beforeLayer?.Invoke(l, lease.Module))
+            {
+                var output = _stack.ForwardLayer(lease, hidden, context);
+                onLayer(new LayerActivations(l, OriginalLayerIndices[l], lease.Module, hidden, output, batch.TokenMask, batch.Lengths));
+                hidden.Dispose();
+                hidden = output.MoveToOuterDisposeScope();
+            }
+
             progress?.Report(new LayerPassProgress(LayerPassPhase.Forward, l + 1, LayerCount));
         }
     }

@@ -209,8 +209,12 @@ internal sealed class CheckpointLayerStack : ILayerStack, IDisposable
 
     public static string LayerPrefix(int originalLayer) => $"model.layers.{originalLayer}.";
 
+    /// <summary>Why layers cannot be read any more (the model was changed in a way reading does not follow), or null.</summary>
+    public string? Obstacle { get; set; }
+
     public LayerLease Acquire(int layer)
     {
+        if (Obstacle is not null) throw new InvalidOperationException($"This model cannot be run: {Obstacle}");
         int original = OriginalLayerIndices[layer];
         var module = new LlamaDecoderLayer(LlamaConfig, LlamaConfig.ShapeOf(original), ComputeType, Device);
         try

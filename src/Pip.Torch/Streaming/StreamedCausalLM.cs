@@ -42,10 +42,12 @@ public sealed class StreamingOptions
 /// folder is only read. The files must not change while it is open.</para>
 /// <para>Thread-safety: not thread-safe; one pass at a time.</para>
 /// </remarks>
-public sealed class StreamedCausalLM : IPrunableModel, ILayerSkipLossModel, IDisposable
+public sealed class StreamedCausalLM : IWidthPrunableModel, ILayerSkipLossModel, IDisposable
 {
     private readonly CheckpointLayerStack _stack;
     private readonly List<int> _kept;
+    private readonly Dictionary<int, List<int>> _keptHeads = [];
+    private readonly Dictionary<int, List<int>> _keptChannels = [];
 
     private StreamedCausalLM(string folder, LlamaConfig config, CheckpointLayerStack stack, HfTokenizer? tokenizer)
     {
@@ -100,6 +102,7 @@ public sealed class StreamedCausalLM : IPrunableModel, ILayerSkipLossModel, IDis
                 total += folder.GetInfo(name).ElementCount;
             }
 
+            for (int l = 0; l < _kept.Count; l++) total -= RemovedUnitParameters(l);
             return total;
         }
     }
@@ -151,7 +154,7 @@ public sealed class StreamedCausalLM : IPrunableModel, ILayerSkipLossModel, IDis
     {
         ArgumentOutOfRangeException.ThrowIfNegative(layer);
         ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(layer, LayerCount);
-        return _stack.LayerParameterCount(layer);
+        return _stack.LayerParameterCount(layer) - RemovedUnitParameters(layer);
     }
 
     /// <inheritdoc />
@@ -199,9 +202,106 @@ public sealed class StreamedCausalLM : IPrunableModel, ILayerSkipLossModel, IDis
         _stack.OriginalLayerIndices = _kept.ToArray();
     }
 
+    /// <inheritdoc />
+    public int GetUnitCount(int layer, WidthUnitKind kind)
+    {
+        var shape = ShapeOfCurrent(layer);
+        if (KeptUnits(kind).TryGetValue(_kept[layer], out var kept)) return kept.Count;
+        return kind == WidthUnitKind.Heads ? shape.NumKeyValueHeads : shape.IntermediateSize;
+    }
+
+    /// <inheritdoc />
+    /// <remarks>The same count as a <see cref="TorchCausalLM"/> of this checkpoint: rows of q/k/v (with their biases) and o_proj columns per key/value group; gate/up rows (with their biases) and a down_proj column per channel.</remarks>
+    public long GetUnitParameterCount(int layer, WidthUnitKind kind)
+    {
+        var shape = ShapeOfCurrent(layer);
+        long hidden = SourceConfig.HiddenSize, d = SourceConfig.HeadDim;
+        if (kind == WidthUnitKind.Heads)
+        {
+            long queries = (long)shape.NumAttentionHeads / shape.NumKeyValueHeads * d;
+            bool qkvBias = LlamaAttention.Biases(SourceConfig).QkvBias;
+            return (queries + 2 * d) * (hidden + (qkvBias ? 1 : 0)) + queries * hidden;
+        }
+
+        bool mlpBias = SourceConfig.Family == DecoderFamily.Llama && SourceConfig.MlpBias;
+        return 2 * (hidden + (mlpBias ? 1 : 0)) + hidden;
+    }
+
+    /// <inheritdoc />
+    public string? GetBiasCompensationObstacle(WidthUnitKind kind) =>
+        "a streamed model is never changed in place, so there is no bias to add the compensation to; load the model in memory for bias compensation.";
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// Nothing is changed in the source: the model becomes "the source minus these key/value groups and channels",
+    /// written by <see cref="Save"/> (<see cref="StreamedCheckpointWriter.SavePruned"/>, per-layer widths). After a
+    /// width removal the layers can no longer be run (the engine refuses passes): save the model and open the copy.
+    /// </remarks>
+    /// <exception cref="ArgumentException">A layer or unit is out of range, or no unit of a kind would stay in a layer.</exception>
+    /// <exception cref="NotSupportedException">The plan carries bias compensation (input means).</exception>
+    public void RemoveUnits(WidthRemovalPlan plan)
+    {
+        ArgumentNullException.ThrowIfNull(plan);
+        if (plan.HeadInputMeans is not null || plan.ChannelInputMeans is not null)
+            throw new NotSupportedException("Bias compensation cannot be applied to a streamed model: " + GetBiasCompensationObstacle(WidthUnitKind.Heads));
+        var kinds = new[] { (plan.Heads, WidthUnitKind.Heads), (plan.Channels, WidthUnitKind.Channels) };
+        foreach (var (units, kind) in kinds)
+        {
+            foreach (var (layer, removed) in units)
+            {
+                if (layer < 0 || layer >= LayerCount)
+                    throw new ArgumentException($"Layer {layer} does not exist: the model has {LayerCount} layers.", nameof(plan));
+                int count = GetUnitCount(layer, kind);
+                var bad = removed.Where(u => u < 0 || u >= count).Order().ToArray();
+                if (bad.Length > 0)
+                    throw new ArgumentException($"Layer {layer}: {kind} {string.Join(", ", bad)} do not exist (the layer has {count}).", nameof(plan));
+                if (removed.Distinct().Count() >= count)
+                    throw new ArgumentException($"Layer {layer}: all {count} {kind} would be removed; at least one must stay.", nameof(plan));
+            }
+        }
+
+        foreach (var (units, kind) in kinds)
+        {
+            foreach (var (layer, removed) in units)
+            {
+                if (removed.Count == 0) continue;
+                int original = _kept[layer];
+                var all = KeptUnits(kind);
+                if (!all.TryGetValue(original, out var kept))
+                    all[original] = kept = Enumerable.Range(0, GetUnitCount(layer, kind)).ToList();
+                foreach (int u in removed.Distinct().OrderDescending()) kept.RemoveAt(u);
+            }
+        }
+
+        if (_keptHeads.Count + _keptChannels.Count > 0)
+            _stack.Obstacle = "width units were removed from this streamed model; its layers are not narrowed when read, so it cannot be run. Save it and open the copy.";
+    }
+
+    private Dictionary<int, List<int>> KeptUnits(WidthUnitKind kind) => kind == WidthUnitKind.Heads ? _keptHeads : _keptChannels;
+
+    /// <summary>Parameters of the removed width units of a current layer.</summary>
+    private long RemovedUnitParameters(int layer)
+    {
+        var shape = SourceConfig.ShapeOf(_kept[layer]);
+        long removed = 0;
+        if (_keptHeads.TryGetValue(_kept[layer], out var heads))
+            removed += (shape.NumKeyValueHeads - heads.Count) * GetUnitParameterCount(layer, WidthUnitKind.Heads);
+        if (_keptChannels.TryGetValue(_kept[layer], out var channels))
+            removed += (shape.IntermediateSize - channels.Count) * GetUnitParameterCount(layer, WidthUnitKind.Channels);
+        return removed;
+    }
+
+    private LayerShape ShapeOfCurrent(int layer)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(layer);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(layer, LayerCount);
+        return SourceConfig.ShapeOf(_kept[layer]);
+    }
+
     /// <summary>
-    /// Writes the model as it is now (the source checkpoint minus the removed layers, the kept ones renumbered) as a
-    /// Hugging Face folder, atomically, tensor by tensor from the source files: at most one tensor is in memory.
+    /// Writes the model as it is now (the source checkpoint minus the removed layers, the kept ones renumbered, and minus
+    /// the key/value groups and channels <see cref="RemoveUnits"/> removed) as a Hugging Face folder, atomically, tensor
+    /// by tensor from the source files: at most one tensor is in memory. A width-pruned model keeps the checkpoint's types.
     /// </summary>
     /// <param name="folder">The destination; refused if it exists and is not empty, unless <see cref="CheckpointSaveOptions.Overwrite"/>.</param>
     /// <param name="dtype">The type to store floating-point weights in; null for the checkpoint's types.</param>
@@ -212,6 +312,17 @@ public sealed class StreamedCausalLM : IPrunableModel, ILayerSkipLossModel, IDis
     {
         ArgumentException.ThrowIfNullOrEmpty(folder);
         var source = _stack.Folder;
+        if (_keptHeads.Count + _keptChannels.Count > 0)
+        {
+            if (dtype is { } wanted && source.TensorNames.Any(n => source.GetInfo(n).DType.IsFloatingPoint() && TorchSafeTensors.ToScalarType(source.GetInfo(n).DType) != wanted))
+                throw new NotSupportedException($"A width-pruned streamed model is written in the checkpoint's own types; it cannot be converted to {wanted} on the way.");
+            var widths = _keptHeads.Keys.Union(_keptChannels.Keys).ToDictionary(l => l,
+                l => new LayerWidthKeep(_keptHeads.TryGetValue(l, out var h) ? h : null, _keptChannels.TryGetValue(l, out var c) ? c : null));
+            var removedLayers = Enumerable.Range(0, SourceConfig.NumHiddenLayers).Except(_kept).ToArray();
+            StreamedCheckpointWriter.SavePruned(source, folder, removedLayers, widths, options, cancellationToken);
+            return;
+        }
+
         var kept = new HashSet<int>(_kept);
         var removed = Enumerable.Range(0, SourceConfig.NumHiddenLayers).Where(l => !kept.Contains(l)).ToArray();
         // The Core writer's plan decides which tensors go where (and their new names); only the conversion is ours.

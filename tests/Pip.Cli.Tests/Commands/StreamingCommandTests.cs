@@ -145,13 +145,51 @@ public sealed class StreamingCommandTests : IAsyncLifetime
         run.Error.Should().Contain("--memory-limit").And.Contain("streaming").And.Contain("Give at least");
     }
 
-    [Fact]
-    public async Task Prune_WidthWithStream_ExitsWithBadInput()
+    [Theory]
+    [InlineData("taylor")]
+    [InlineData("wanda-sp")]
+    public async Task Prune_StreamWidth_WritesSameWeightsAsInMemory(string metric)
     {
-        var run = await CliRunner.RunAsync("prune", "--model", ModelFolder, "--out", Path.Combine(_root, "w"), "--mode", "width", "--ratio", "0.1",
-            "--samples", "2", "--max-tokens", "16", "--stream");
+        string[] common = ["prune", "--model", ModelFolder, "--mode", "width", "--metric", metric, "--ratio", "0.2", "--samples", "2", "--max-tokens", "24",
+            "--dtype", "float32", "--layout", "per-layer", "--json"];
+        var memoryOut = Path.Combine(_root, "memory-" + metric);
+        var streamedOut = Path.Combine(_root, "streamed-" + metric);
+        var memory = await CliRunner.RunAsync([.. common, "--out", memoryOut]);
+        var streamed = await CliRunner.RunAsync(new CliSetup(), [.. common, "--out", streamedOut, "--stream"]);
+
+        memory.ExitCode.Should().Be(ExitCodes.Success, memory.Error);
+        streamed.ExitCode.Should().Be(ExitCodes.Success, streamed.Error);
+        using var a = TorchCausalLM.Load(memoryOut, ScalarType.Float32);
+        using var b = TorchCausalLM.Load(streamedOut, ScalarType.Float32);
+        using var source = TorchCausalLM.Load(ModelFolder, ScalarType.Float32);
+        b.ParameterCount.Should().Be(a.ParameterCount).And.BeLessThan(source.ParameterCount);
+        var expected = a.Model.NamedWeights();
+        var actual = b.Model.NamedWeights();
+        actual.Keys.Should().BeEquivalentTo(expected.Keys);
+        foreach (var (name, weight) in actual)
+            (weight.shape.SequenceEqual(expected[name].shape) && weight.eq(expected[name]).all().item<bool>()).Should().BeTrue(name);
+        File.Exists(Path.Combine(streamedOut, "pruning-report.json")).Should().BeTrue();
+    }
+
+    [Fact]
+    public async Task Prune_StreamWidthSaveDtypeOtherThanStored_ExitsWithBadInput()
+    {
+        var run = await CliRunner.RunAsync("prune", "--model", ModelFolder, "--out", Path.Combine(_root, "wd"), "--mode", "width", "--metric", "magnitude", "--ratio", "0.1",
+            "--samples", "2", "--max-tokens", "16", "--stream", "--save-dtype", "float16");
+        run.ExitCode.Should().Be(ExitCodes.BadInput, run.Error);
+        run.Error.Should().Contain("--save-dtype");
+        Directory.Exists(Path.Combine(_root, "wd")).Should().BeFalse("nothing is written");
+    }
+
+    [Theory]
+    [InlineData("--bias-compensation")]
+    [InlineData("--layout", "compatible")]
+    public async Task Prune_StreamWidthNeedingTheModelInMemory_ExitsWithBadInput(params string[] option)
+    {
+        var run = await CliRunner.RunAsync(["prune", "--model", ModelFolder, "--out", Path.Combine(_root, "w"), "--mode", "width", "--metric", "flap", "--ratio", "0.1",
+            "--samples", "2", "--max-tokens", "16", "--stream", .. option]);
         run.ExitCode.Should().Be(ExitCodes.BadInput);
-        run.Error.Should().Contain("--stream");
+        run.Error.Should().Contain("--stream").And.Contain(option[0]);
     }
 
     [Fact]

@@ -1,3 +1,4 @@
+using Pip.Torch.Streaming;
 using static TorchSharp.torch;
 
 namespace Pip.Torch.Pruning.Width;
@@ -24,7 +25,8 @@ public enum TaylorWidthOrder
 /// backward pass per sample), the diagonal Fisher approximation of the Hessian. For each projection a unit spans, the
 /// element saliences are summed over the unit's rows or columns (<see cref="TaylorWidthOrder.Vector"/>: the absolute
 /// value of each row's or column's sum), and the parts combine with the group reduction. Names <c>taylor</c>,
-/// <c>taylor-second</c>, <c>taylor-mix</c>, <c>taylor-vector</c>. Needs a <see cref="TorchCausalLM"/>.
+/// <c>taylor-second</c>, <c>taylor-mix</c>, <c>taylor-vector</c>. Needs a <see cref="TorchCausalLM"/> or a <see cref="StreamedCausalLM"/> (one gradient pass of
+/// the <see cref="LayerEngine"/>: the mean loss and, for the second-order variants, each sequence's own loss).
 /// </summary>
 /// <remarks>
 /// Gradients come from <see cref="LayerwiseBackward"/>: only one layer's gradients exist at a time. The second-order
@@ -59,6 +61,7 @@ public sealed class TaylorWidthMetric : IWidthImportanceMetric
     public ValueTask<WidthScores> ScoreAsync(WidthImportanceRequest request, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
+        if (request.Model is StreamedCausalLM streamed) return ValueTask.FromResult(ScoreOnEngine(request, streamed.Engine, cancellationToken));
         var module = TorchCausalLM.Require(request.Model, Name);
         var layers = WidthUnitParts.Layers(request, module);
         var kinds = WidthUnitParts.Kinds(request.Units);
@@ -146,6 +149,88 @@ public sealed class TaylorWidthMetric : IWidthImportanceMetric
         return ValueTask.FromResult(new WidthScores(
             WidthUnitParts.Collect(request, WidthUnitKind.Heads, scores),
             WidthUnitParts.Collect(request, WidthUnitKind.Channels, scores)));
+    }
+
+    /// <summary>
+    /// All variants in one gradient pass of the engine: combination 0 is the mean loss (g), combinations 1…n (second
+    /// order only) each sequence's own loss, whose squared gradients make F for the layer at hand only.
+    /// </summary>
+    private WidthScores ScoreOnEngine(WidthImportanceRequest request, LayerEngine engine, CancellationToken cancellationToken)
+    {
+        var layers = WidthUnitParts.Layers(request, engine.LayerCount);
+        var kinds = WidthUnitParts.Kinds(request.Units);
+        var scores = new Dictionary<(int Layer, WidthUnitKind Kind), double[]>();
+        if (layers.Count > 0)
+        {
+            var sequences = WidthUnitParts.Sequences(request, _options.MaxTokens, 2, Name);
+            bool secondOrder = _order is TaylorWidthOrder.Second or TaylorWidthOrder.Mix;
+            var combinations = new List<LossCombination> { LossCombination.Mean(sequences) };
+            if (secondOrder) combinations.AddRange(sequences.Select(LossCombination.Single));
+            var gradients = new Dictionary<IntPtr, Tensor>();
+            var fisher = new Dictionary<IntPtr, Tensor>();
+            void Clear()
+            {
+                foreach (var t in gradients.Values.Concat(fisher.Values)) t.Dispose();
+                gradients.Clear();
+                fisher.Clear();
+            }
+
+            int done = 0;
+            try
+            {
+                engine.Gradients(combinations, visit =>
+                {
+                    if (!layers.Contains(visit.Layer)) return;
+                    using var noGrad = no_grad();
+                    var parts = kinds.SelectMany(k => WidthUnitParts.Of(visit.Module, k)).ToArray();
+                    if (visit.Combination == 0)
+                    {
+                        Clear();
+                        foreach (var part in parts)
+                        {
+                            var weight = part.Linear.weight!;
+                            gradients[weight.Handle] = visit.Gradients[IndexOf(visit.Parameters, weight)].to_type(ScalarType.Float32).clone().DetachFromDisposeScope();
+                            if (secondOrder) fisher[weight.Handle] = zeros_like(weight, dtype: ScalarType.Float32).DetachFromDisposeScope();
+                        }
+                    }
+                    else
+                    {
+                        foreach (var part in parts)
+                        {
+                            var weight = part.Linear.weight!;
+                            fisher[weight.Handle].add_(visit.Gradients[IndexOf(visit.Parameters, weight)].to_type(ScalarType.Float32).square(), alpha: 1.0 / sequences.Count);
+                        }
+                    }
+
+                    if (visit.Combination != combinations.Count - 1) return;
+                    foreach (var kind in kinds)
+                    {
+                        scores[(visit.Layer, kind)] = WidthUnitParts.Score(visit.Module, kind, part =>
+                        {
+                            var weight = part.Linear.weight!;
+                            var w = weight.detach().to_type(ScalarType.Float32);
+                            return _order switch
+                            {
+                                TaylorWidthOrder.Second => 0.5 * w.square() * fisher[weight.Handle],
+                                TaylorWidthOrder.Mix => w * gradients[weight.Handle] - 0.5 * w.square() * fisher[weight.Handle],
+                                _ => w * gradients[weight.Handle],
+                            };
+                        }, _order == TaylorWidthOrder.Vector, _options.GroupReduction);
+                    }
+
+                    Clear();
+                    request.Progress?.Report(new ScoringProgress(Name, ++done, layers.Count));
+                }, _options.RecomputeActivations, null, cancellationToken);
+            }
+            finally
+            {
+                Clear();
+            }
+        }
+
+        return new WidthScores(
+            WidthUnitParts.Collect(request, WidthUnitKind.Heads, scores),
+            WidthUnitParts.Collect(request, WidthUnitKind.Channels, scores));
     }
 
     private static int IndexOf(IReadOnlyList<Tensor> parameters, Tensor weight)

@@ -129,11 +129,14 @@ internal static class WidthUnitParts
     }
 
     /// <summary>Checks the requested layers.</summary>
-    public static HashSet<int> Layers(WidthImportanceRequest request, ICausalLMModule module)
+    public static HashSet<int> Layers(WidthImportanceRequest request, ICausalLMModule module) => Layers(request, module.Layers.Count);
+
+    /// <summary>Checks the requested layers against a layer count.</summary>
+    public static HashSet<int> Layers(WidthImportanceRequest request, int layerCount)
     {
-        var bad = request.Layers.Where(l => l < 0 || l >= module.Layers.Count).ToArray();
+        var bad = request.Layers.Where(l => l < 0 || l >= layerCount).ToArray();
         if (bad.Length > 0)
-            throw new ArgumentOutOfRangeException(nameof(request), $"Layers {string.Join(", ", bad)} do not exist: the model has {module.Layers.Count}.");
+            throw new ArgumentOutOfRangeException(nameof(request), $"Layers {string.Join(", ", bad)} do not exist: the model has {layerCount}.");
         return [.. request.Layers];
     }
 
