@@ -2,15 +2,15 @@
 # Does Hugging Face transformers load every kind of checkpoint pip-prune writes, and does it score it as Pip does?
 # Writes each kind from the demo model (and a random tiny OPT), scores the same text with `pip-prune eval` and with
 # the hf-sandbox's check.py (AutoModelForCausalLM, no custom code), and prints a Markdown table: whether transformers
-# loads it, both NLLs, their difference. A development aid: needs the hf-sandbox (/work/shared/tools/hf-sandbox,
-# root) and a Release build of src/Pip.Cli; takes a few minutes on two cores.
+# loads it, both NLLs, their difference. A development aid: needs the hf-sandbox (../shared/tools/hf-sandbox beside the repository
+# root; or HF_SANDBOX_TOOLS) and a Release build of src/Pip.Cli; takes a few minutes on two cores.
 #   samples/scripts/hf-compat-check.sh [WORK_DIR]      (default /tmp/pip-hf-compat; the table is also written to WORK_DIR/table.md)
 set -euo pipefail
 cd "$(dirname "$0")/../.."  # repository root
 root=$PWD
 bin="$root/src/Pip.Cli/bin/Release/net10.0/pip-prune"
 [ -x "$bin" ] || { echo "build src/Pip.Cli first: dotnet build src/Pip.Cli -c Release" >&2; exit 2; }
-sandbox=${HF_SANDBOX_TOOLS:-/work/shared/tools/hf-sandbox}
+sandbox=${HF_SANDBOX_TOOLS:-$(cd .. && pwd)/shared/tools/hf-sandbox}
 [ -x "$sandbox/run.sh" ] || { echo "hf-sandbox not found at $sandbox (set HF_SANDBOX_TOOLS)" >&2; exit 2; }
 work=${1:-/tmp/pip-hf-compat}
 rm -rf "$work"; mkdir -p "$work"

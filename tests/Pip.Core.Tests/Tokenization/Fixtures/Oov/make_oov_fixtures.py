@@ -1,9 +1,9 @@
 """Writes the tokenizer.json fixtures of HfTokenizerOovTests and the ids Hugging Face `tokenizers` gives for texts with
 characters outside their vocabularies (emoji, CJK, newline, tab, accented letters).
 
-Run from this folder with the Python of the hf-sandbox (tokenizers installed):
-    /work/shared/tools/hf-sandbox/run.sh make_oov_fixtures.py
-It rewrites <case>/tokenizer.json and expected_ids.json; the tests only read them.
+Run with the Python of the hf-sandbox (tokenizers installed), from the repository root:
+    ../shared/tools/hf-sandbox/run.sh tests/Pip.Core.Tests/Tokenization/Fixtures/Oov/make_oov_fixtures.py
+It writes next to itself, whatever the working folder. It rewrites <case>/tokenizer.json and expected_ids.json; the tests only read them.
 """
 import json
 import os
