@@ -8,6 +8,24 @@ internal static class ModelPresets
     /// <summary>The preset names, in help order.</summary>
     public static readonly IReadOnlyList<string> Names = ["tiny", "small", "llama-3.2-1b", "llama3-8b", "llama3-70b", "opt-tiny"];
 
+    /// <summary>The Llama 3.1 family's shared configuration, at the 8 B model's sizes.</summary>
+    private static LlamaConfig Llama31 => new()
+    {
+        Family = DecoderFamily.Llama,
+        VocabSize = 128256,
+        HiddenSize = 4096,
+        IntermediateSize = 14336,
+        NumHiddenLayers = 32,
+        NumAttentionHeads = 32,
+        NumKeyValueHeads = 8,
+        HeadDim = 128,
+        RmsNormEps = 1e-5,
+        RopeTheta = 500000,
+        RopeScaling = new RopeScaling("llama3", Factor: 8, LowFreqFactor: 1, HighFreqFactor: 4, OriginalMaxPositionEmbeddings: 8192),
+        MaxPositionEmbeddings = 131072,
+        TieWordEmbeddings = false,
+    };
+
     /// <summary>The configuration of a preset (no BOS/EOS ids or dtype: the caller sets those).</summary>
     public static IModelConfig Get(string name) => name switch
     {
@@ -61,39 +79,9 @@ internal static class ModelPresets
             TieWordEmbeddings = true,
         },
         // The shape of meta-llama/Llama-3.1-8B (8.03 B parameters, 16 GB in bf16): untied head, llama3 RoPE scaling.
-        "llama3-8b" => new LlamaConfig
-        {
-            Family = DecoderFamily.Llama,
-            VocabSize = 128256,
-            HiddenSize = 4096,
-            IntermediateSize = 14336,
-            NumHiddenLayers = 32,
-            NumAttentionHeads = 32,
-            NumKeyValueHeads = 8,
-            HeadDim = 128,
-            RmsNormEps = 1e-5,
-            RopeTheta = 500000,
-            RopeScaling = new RopeScaling("llama3", Factor: 8, LowFreqFactor: 1, HighFreqFactor: 4, OriginalMaxPositionEmbeddings: 8192),
-            MaxPositionEmbeddings = 131072,
-            TieWordEmbeddings = false,
-        },
-        // The shape of meta-llama/Llama-3.1-70B (70.6 B parameters, 141 GB in bf16).
-        "llama3-70b" => new LlamaConfig
-        {
-            Family = DecoderFamily.Llama,
-            VocabSize = 128256,
-            HiddenSize = 8192,
-            IntermediateSize = 28672,
-            NumHiddenLayers = 80,
-            NumAttentionHeads = 64,
-            NumKeyValueHeads = 8,
-            HeadDim = 128,
-            RmsNormEps = 1e-5,
-            RopeTheta = 500000,
-            RopeScaling = new RopeScaling("llama3", Factor: 8, LowFreqFactor: 1, HighFreqFactor: 4, OriginalMaxPositionEmbeddings: 8192),
-            MaxPositionEmbeddings = 131072,
-            TieWordEmbeddings = false,
-        },
+        "llama3-8b" => Llama31,
+        // The shape of meta-llama/Llama-3.1-70B (70.6 B parameters, 141 GB in bf16): the same family, wider and deeper.
+        "llama3-70b" => Llama31 with { HiddenSize = 8192, IntermediateSize = 28672, NumHiddenLayers = 80, NumAttentionHeads = 64 },
         // ~0.2 M parameters, OPT layout (learned positions, LayerNorm, ReLU MLP, biases, tied head): for tests.
         "opt-tiny" => new OptConfig
         {
