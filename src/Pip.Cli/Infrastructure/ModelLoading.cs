@@ -267,7 +267,7 @@ internal static class ModelStreaming
     {
         using var checkpoint = CheckpointFolder.Open(folder);
         var config = checkpoint.LoadModelConfig();
-        var type = TorchPrecision.Resolve(dtype, TorchCausalLM.DtypeOf(config), device);
+        var type = TorchPrecision.Resolve(dtype, TorchCausalLM.DtypeOf(config), device, config); // the same (cached) decision the load makes
         long elementSize = type == ScalarType.Float32 ? 4 : 2;
         long total = 0;
         var layers = new Dictionary<string, long>(StringComparer.Ordinal);
